@@ -1,0 +1,187 @@
+"""Energy from a meter's cumulative import register, reading by reading.
+
+Rules, for one device, taken in ``seq`` order:
+
+- the first reading ever is the baseline and counts nothing;
+- otherwise the energy is register minus the reference (the previous accepted register);
+- a reading with a lower ``seq`` than the newest seen is late: it counts no energy (the span it
+  falls in was already counted from the readings around it), only a sample;
+- a decrease of at most ``tolerance_wh`` is noise: nothing counted, the higher reference kept;
+- a larger decrease makes the reading *suspect*; it is held until the next reading decides:
+  back at or above the reference (x -> 0 -> x+d) means a **glitch** (the low reading counts
+  nothing, the energy is (x+d) - x); continuing from the low value means a **reset**, and the
+  low reading, the first of a new cycle, counts its own register value;
+- a rise of more than ``max_power_w`` x elapsed time is a **jump**: held and flagged, never
+  counted; counting resumes from whichever value the following readings continue.
+
+The suspect reading is part of the device state, so it is held across batches too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Callable
+
+from batcher.seen import SeenSeqs
+from readings.models import Reading
+
+MS_PER_HOUR = 3_600_000
+
+
+class Suspicion(StrEnum):
+    DECREASE = "decrease"
+    JUMP = "jump"
+
+
+@dataclass(frozen=True, slots=True)
+class RegisterRules:
+    tolerance_wh: float = 1.0
+    max_power_w: float = 100_000.0
+
+    def max_rise_wh(self, start_ms: int, end_ms: int) -> float:
+        return self.max_power_w * max(0, end_ms - start_ms) / MS_PER_HOUR + self.tolerance_wh
+
+
+@dataclass(slots=True)
+class Point:
+    """A register value at an instant (``seq`` kept for the logs)."""
+
+    seq: int
+    ts_ms: int
+    energy_wh: float
+    kind: Suspicion | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seq": self.seq, "ts_ms": self.ts_ms, "energy_wh": self.energy_wh}
+        if self.kind is not None:
+            out["kind"] = str(self.kind)
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> Point | None:
+        if not d:
+            return None
+        kind = d.get("kind")
+        return cls(int(d["seq"]), int(d["ts_ms"]), float(d["energy_wh"]), Suspicion(kind) if kind else None)
+
+
+@dataclass(slots=True)
+class DeviceState:
+    """What the consumer keeps of a device between batches (its ``latest`` item)."""
+
+    seen: SeenSeqs = field(default_factory=SeenSeqs)
+    newest: Point | None = None
+    """The reading with the highest ``seq`` so far."""
+    newest_power_w: float | None = None
+    ref: Point | None = None
+    """The register value the next delta is measured from."""
+    suspect: Point | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"seen": self.seen.to_list()}
+        for name in ("newest", "ref", "suspect"):
+            point = getattr(self, name)
+            if point is not None:
+                out[name] = point.to_dict()
+        if self.newest_power_w is not None:
+            out["newest_power_w"] = self.newest_power_w
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> DeviceState:
+        if not d:
+            return cls()
+        power = d.get("newest_power_w")
+        return cls(
+            seen=SeenSeqs([[int(lo), int(hi)] for lo, hi in d.get("seen", [])]),
+            newest=Point.from_dict(d.get("newest")),
+            newest_power_w=None if power is None else float(power),
+            ref=Point.from_dict(d.get("ref")),
+            suspect=Point.from_dict(d.get("suspect")),
+        )
+
+
+EnergySink = Callable[[float, int, int], None]
+"""Receives ``(energy_wh, start_ms, end_ms)`` for every counted delta."""
+FlagSink = Callable[[str, int], None]
+"""Receives ``(flag, ts_ms)``: ``reset``, ``glitch`` or ``jump`` and the reading's time."""
+
+
+class Meter:
+    """Applies the register rules to one device's state, emitting energy spans and flags."""
+
+    def __init__(self, state: DeviceState, rules: RegisterRules, energy: EnergySink, flag: FlagSink) -> None:
+        self.state = state
+        self.rules = rules
+        self._energy = energy
+        self._flag = flag
+
+    def step(self, r: Reading) -> None:
+        """Take the next reading of the device, newer than every reading before it."""
+        point = Point(r.seq, r.ts_ms, r.energy_wh)
+        st = self.state
+        if st.ref is None:
+            st.ref = point
+        elif st.suspect is None:
+            self._compare(point)
+        else:
+            self._decide(st.suspect, point)
+
+    def _continues(self, base: Point, p: Point) -> bool:
+        rise = p.energy_wh - base.energy_wh
+        return -self.rules.tolerance_wh <= rise <= self.rules.max_rise_wh(base.ts_ms, p.ts_ms)
+
+    def _compare(self, p: Point) -> None:
+        ref = self.state.ref
+        assert ref is not None
+        rise = p.energy_wh - ref.energy_wh
+        if rise < -self.rules.tolerance_wh:
+            self.state.suspect = Point(p.seq, p.ts_ms, p.energy_wh, Suspicion.DECREASE)
+        elif rise > self.rules.max_rise_wh(ref.ts_ms, p.ts_ms):
+            self.state.suspect = Point(p.seq, p.ts_ms, p.energy_wh, Suspicion.JUMP)
+        else:
+            self._advance(p)
+
+    def _advance(self, p: Point) -> None:
+        ref = self.state.ref
+        assert ref is not None
+        rise = p.energy_wh - ref.energy_wh
+        if rise >= 0:
+            if rise > 0:
+                self._energy(rise, ref.ts_ms, p.ts_ms)
+            self.state.ref = p
+        # A small decrease is noise: keep the higher reference.
+
+    def _decide(self, s: Point, p: Point) -> None:
+        ref = self.state.ref
+        assert ref is not None
+        self.state.suspect = None
+        # A low reading is judged against the old value first (x -> 0 -> x is a glitch); a high
+        # one against itself first (a register that stays up was a jump, not consumption).
+        back_to_ref = self._continues(ref, p)
+        from_suspect = self._continues(s, p)
+        if s.kind is Suspicion.DECREASE and back_to_ref:
+            self._flag("glitch", s.ts_ms)
+            self._advance(p)
+        elif from_suspect:
+            if s.kind is Suspicion.DECREASE:
+                self._flag("reset", s.ts_ms)
+                # A new cycle counts from 0: the low reading brings its own register value.
+                if s.energy_wh <= self.rules.max_rise_wh(ref.ts_ms, s.ts_ms):
+                    if s.energy_wh > 0:
+                        self._energy(s.energy_wh, ref.ts_ms, s.ts_ms)
+                else:
+                    self._flag("jump", s.ts_ms)
+            else:
+                self._flag("jump", s.ts_ms)
+            self.state.ref = Point(s.seq, s.ts_ms, s.energy_wh)
+            self._advance(p)
+        elif back_to_ref:
+            self._flag("glitch", s.ts_ms)
+            self._advance(p)
+        else:
+            # Neither value is continued: the held reading was a glitch and the new one is
+            # judged against the reference on its own.
+            self._flag("glitch", s.ts_ms)
+            self._compare(p)

@@ -1,0 +1,1 @@
+"""Local stand-in for the IoT Core topic rule: MQTT subscribe -> Kinesis PutRecords."""

@@ -1,0 +1,1 @@
+"""The long-running Kinesis consumer: KCL record processor, flush/checkpoint protocol, CLI."""

@@ -1,0 +1,81 @@
+"""Every setting of the consumer, in one frozen object read from ``WATTSTREAM_*`` variables.
+
+Each value has a default that works against the local emulators (``wattstream local-aws``).
+AWS endpoints are not wattstream settings: boto3 and the KCL daemon both take them from the
+standard ``AWS_ENDPOINT_URL`` and ``AWS_ENDPOINT_URL_<SERVICE>`` variables, so the same
+configuration runs against AWS, LocalStack and the local emulators.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from batcher import BatchPolicy, RegisterRules
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="WATTSTREAM_", frozen=True, extra="ignore")
+
+    # Where the data lives.
+    region: str = Field("us-east-1", description="AWS region of the stream, tables and bucket.")
+    stream_name: str = Field("wattstream-readings", description="Kinesis stream the topic rule writes to.")
+    shard_count: int = Field(2, ge=1, description="Shards `wattstream init` creates (provisioned mode).")
+    application_name: str = Field(
+        "wattstream-consumer", description="KCL application name; also the name of KCL's lease table."
+    )
+    aggregates_table: str = Field("wattstream-aggregates", description="DynamoDB table of hourly/daily aggregates.")
+    state_table: str = Field("wattstream-consumer-state", description="DynamoDB table of batch manifests.")
+    raw_bucket: str = Field("wattstream-raw", description="S3 bucket of the raw archive and the dead letters.")
+
+    # Batch policy: flush every X seconds or Y records (or so many bytes), whichever first.
+    max_records: int = Field(10_000, ge=1, description="Y: flush when a shard's batch holds this many records.")
+    max_age_s: float = Field(30.0, gt=0, description="X: flush this many seconds after a batch's first record.")
+    max_bytes: int = Field(8 * 1024 * 1024, ge=1, description="Flush when a batch's payloads reach this size.")
+
+    # Meter rules.
+    register_tolerance_wh: float = Field(1.0, ge=0, description="A register decrease up to this is noise.")
+    max_power_w: float = Field(100_000.0, gt=0, description="A rise above this power x elapsed time is a jump.")
+    future_tolerance_s: float = Field(300.0, ge=0, description="Readings this far after receipt are rejected.")
+
+    # The KCL daemon.
+    initial_position: str = Field("TRIM_HORIZON", description="Where a new application starts reading.")
+    idle_time_between_reads_ms: int = Field(1000, ge=200, description="Polling pause of an idle shard.")
+    failover_time_ms: int = Field(10_000, ge=1000, description="Lease expiry: how fast a dead worker's shards move.")
+    shutdown_grace_ms: int = Field(20_000, ge=1000, description="Time a SIGTERM leaves the processors to flush.")
+    java: str = Field("java", description="Java executable for the MultiLangDaemon.")
+    kcl_jars_dir: str = Field("", description="Folder of the KCL jars; empty means amazon_kclpy's own.")
+    work_dir: Path = Field(Path(".local/consumer"), description="Where `consume` writes its properties file.")
+
+    # Observability.
+    metrics_port: int = Field(9108, ge=0, description="Prometheus endpoint of this host (0 disables it).")
+    metrics_dir: Path = Field(
+        Path(".local/metrics"), description="prometheus-client multiprocess folder shared by the processors."
+    )
+    log_level: str = Field("INFO", description="structlog level: DEBUG, INFO, WARNING, ERROR.")
+    flush_workers: int = Field(8, ge=1, le=64, description="Parallel DynamoDB writes during one flush.")
+
+    @cached_property
+    def batch_policy(self) -> BatchPolicy:
+        return BatchPolicy(self.max_records, self.max_age_s, self.max_bytes)
+
+    @cached_property
+    def register_rules(self) -> RegisterRules:
+        return RegisterRules(self.register_tolerance_wh, self.max_power_w)
+
+    def endpoint(self, service: str) -> str | None:
+        """The endpoint override for ``service`` from the standard AWS variables, if any."""
+        specific = os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}")
+        return specific or os.environ.get("AWS_ENDPOINT_URL") or None
+
+    def client(self, service: str):  # noqa: ANN201 - boto3 clients have no common base type
+        """A boto3 client for ``service`` in the configured region (endpoints from the env)."""
+        import boto3
+        from botocore.config import Config
+
+        config = Config(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=64)
+        return boto3.client(service, region_name=self.region, config=config)

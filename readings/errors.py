@@ -1,0 +1,55 @@
+"""Reason codes for rejected input, and the package's exception root.
+
+Rejected input is data, not an exception: a record or a reading that cannot be stored gets
+one of the reason codes below, is counted under it, logged, and written to the dead-letter
+sink. Exceptions are for failures of the pipeline itself:
+
+    WattstreamError
+     +-- ConfigError          settings that cannot work
+     +-- SinkError            a store refused or kept failing (sinks/)
+     |    +-- FencedError     another worker owns the shard now: stop as if the lease were lost
+     +-- DeviceError          the box's meter, spool or broker (device/)
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why a record or a reading was not stored."""
+
+    INVALID_JSON = "invalid_json"
+    """The record is not UTF-8 JSON or not a JSON object."""
+    UNSUPPORTED_VERSION = "unsupported_version"
+    """``v`` is missing or not a version this build understands."""
+    SCHEMA_VIOLATION = "schema_violation"
+    """A required field is missing or has the wrong type or range."""
+    SPOOFED_DEVICE_ID = "spoofed_device_id"
+    """The payload's ``device_id`` differs from the thing the broker authenticated."""
+    NON_FINITE_VALUE = "non_finite_value"
+    """A number is NaN or infinite."""
+    NEGATIVE_VALUE = "negative_value"
+    """A register, power, voltage or current is below zero."""
+    FUTURE_TIMESTAMP = "future_timestamp"
+    """The reading's ``ts`` lies too far after the moment the rule received it."""
+
+
+class WattstreamError(Exception):
+    """Root of every exception wattstream raises on purpose."""
+
+
+class ConfigError(WattstreamError):
+    """Settings that cannot work together."""
+
+
+class SinkError(WattstreamError):
+    """A store refused a write or kept failing after the retries."""
+
+
+class FencedError(SinkError):
+    """Another worker claimed the shard: this one must stop writing and not checkpoint."""
+
+
+class DeviceError(WattstreamError):
+    """The meter, the spool or the broker failed on the box."""

@@ -1,0 +1,94 @@
+"""Wire contract v1: what a box publishes and what the topic rule puts on the stream.
+
+A box publishes one ``Message`` per MQTT message on ``energy/consumption/<device_id>``.
+The IoT Core topic rule (and the local ``bridge``) adds ``thing`` (the device id taken from
+the topic) and ``received_ms`` and puts the result on Kinesis with partition key = thing.
+
+Inside the code every instant is UTC epoch milliseconds (``ts_ms``); RFC 3339 lives only on
+the wire.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+TOPIC_PREFIX = "energy/consumption/"
+
+DeviceId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class WireReading(BaseModel):
+    """One meter reading as published: ``ts`` is RFC 3339 with an offset or ``Z``."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    seq: Annotated[int, Field(ge=0, strict=True)]
+    ts: datetime
+    energy_wh: Annotated[Finite, Field(ge=0)]
+    power_w: Annotated[Finite, Field(ge=0)] | None = None
+    voltage_v: Annotated[Finite, Field(ge=0)] | None = None
+    current_a: Annotated[Finite, Field(ge=0)] | None = None
+    pf: Annotated[Finite, Field(ge=-1, le=1)] | None = None
+
+
+class Message(BaseModel):
+    """One MQTT message of one device: 1..N readings."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    v: Literal[1] = SCHEMA_VERSION
+    device_id: DeviceId
+    readings: list[WireReading] = Field(min_length=1)
+
+
+class RuleRecord(Message):
+    """A message as the topic rule delivers it into Kinesis."""
+
+    thing: DeviceId
+    received_ms: Annotated[int, Field(ge=0)]
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """A validated reading inside the pipeline (times in UTC epoch milliseconds)."""
+
+    device_id: str
+    seq: int
+    ts_ms: int
+    energy_wh: float
+    power_w: float | None = None
+    voltage_v: float | None = None
+    current_a: float | None = None
+    pf: float | None = None
+
+
+def to_ts_ms(ts: datetime) -> int:
+    """Epoch milliseconds of an aware datetime (naive ones are read as UTC)."""
+    if ts.tzinfo is None:
+        ts = ts.replace(tzinfo=timezone.utc)
+    return math.floor(ts.timestamp() * 1000)
+
+
+def to_rfc3339(ts_ms: int) -> str:
+    """``2026-11-27T13:00:00.123Z`` for epoch milliseconds."""
+    dt = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+
+
+def topic_for(device_id: str) -> str:
+    return f"{TOPIC_PREFIX}{device_id}"
+
+
+def thing_from_topic(topic: str) -> str | None:
+    """The device id of ``energy/consumption/<thing>``, as the rule's ``topic(3)``."""
+    parts = topic.split("/")
+    if len(parts) != 3 or f"{parts[0]}/{parts[1]}/" != TOPIC_PREFIX or not parts[2]:
+        return None
+    return parts[2]
