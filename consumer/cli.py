@@ -1,0 +1,60 @@
+"""The ``wattstream`` command line.
+
+Library errors become ``click.ClickException`` here, at the edge, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+
+import click
+
+from readings.errors import WattstreamError
+
+EPILOG = """\b
+Quick start on this machine (no Docker):
+  wattstream local-aws &          # Kinesis on :4568, DynamoDB/S3/CloudWatch/SNS on :4566
+  wattstream init                 # stream, tables and bucket (idempotent)
+  wattstream consume              # the KCL consumer; Ctrl-C flushes and stops
+  wattstream produce --devices 50 --duration-s 60
+  wattstream report
+"""
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(package_name="wattstream")
+def main() -> None:
+    """wattstream: energy readings from IoT boxes, batched into DynamoDB and S3, each counted once."""
+
+
+def _add(module: str, attr: str) -> None:
+    # Commands live beside the code they drive; a package this build does not ship is skipped.
+    if importlib.util.find_spec(module) is None:
+        return
+    main.add_command(getattr(importlib.import_module(module), attr))
+
+
+for _module, _attr in (
+    ("consumer.commands", "local_aws"),
+    ("consumer.commands", "init"),
+    ("consumer.commands", "consume"),
+    ("consumer.commands", "produce"),
+    ("consumer.commands", "report"),
+    ("consumer.commands", "demo"),
+    ("bridge.cli", "bridge"),
+    ("device.cli", "device"),
+    ("device.cli", "certs"),
+):
+    _add(_module, _attr)
+
+
+def run() -> None:
+    try:
+        main(standalone_mode=True)
+    except WattstreamError as exc:  # pragma: no cover - click already handles its own
+        raise click.ClickException(str(exc)) from exc
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""The KCL record processor of one shard: batch in memory, flush, then checkpoint.
+
+The MultiLangDaemon starts one such process per shard it holds and talks to it over
+stdin/stdout. A flush runs in this order, and only this order:
+
+1. ``begin_batch``: the manifest records the batch's first and last sequence numbers,
+   conditional on this worker still owning the shard (fencing);
+2. the raw records (and any dead letters) go to S3 under keys derived from the batch;
+3. the aggregates and device states go to DynamoDB, each item conditional on the batch not
+   being applied to it yet;
+4. the KCL checkpoint moves to the batch's last sequence number. Only then is it done.
+
+A crash anywhere in 1–4 leaves a manifest past the checkpoint. The next ``initialize`` of the
+shard (here or on another worker) sees it and closes its first batch exactly at that manifest's
+last sequence number, so the replay rebuilds the same batch: the same S3 keys are overwritten
+with the same bytes and the items already written are skipped.
+
+Lease lost: the batch is dropped, nothing is checkpointed (the new owner replays it).
+Shard ended / shutdown requested: the batch is flushed, then checkpointed.
+
+amazon_kclpy swallows exceptions raised by a processor and carries on with the next records,
+which would checkpoint past a batch that was never stored. So a flush that cannot complete
+ends the process instead; the daemon restarts the shard and the manifest drives the replay.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import structlog
+from amazon_kclpy import kcl
+from amazon_kclpy.checkpoint_error import CheckpointError
+from amazon_kclpy.v3 import processor
+
+from batcher import BatchBuffer, FlushTrigger
+from consumer import metrics
+from consumer.settings import Settings
+from readings import Reading, Rejection, decode_record
+from readings.errors import FencedError, WattstreamError
+from sinks.aggregates import AggregateStore
+from sinks.archive import Archive, dead_letter_key, raw_key
+from sinks.manifest import Manifest, ManifestStore
+
+log = structlog.get_logger("wattstream.consumer")
+
+EXIT_FLUSH_FAILED = 70
+
+
+@dataclass(slots=True)
+class PendingRecord:
+    """A record taken from the stream, decoded, waiting for its batch's flush."""
+
+    sequence_number: str
+    partition_key: str
+    arrival_ms: int
+    data: bytes
+    readings: list[Reading] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+    def raw_line(self, shard_id: str) -> dict[str, Any]:
+        line: dict[str, Any] = {
+            "shard_id": shard_id,
+            "sequence_number": self.sequence_number,
+            "partition_key": self.partition_key,
+            "approximate_arrival_ms": self.arrival_ms,
+        }
+        try:
+            line["data"] = self.data.decode("utf-8")
+        except UnicodeDecodeError:
+            import base64
+
+            line["data_b64"] = base64.b64encode(self.data).decode("ascii")
+        return line
+
+    def dead_letter_lines(self, shard_id: str) -> list[dict[str, Any]]:
+        lines = []
+        for rej in self.rejections:
+            line = self.raw_line(shard_id)
+            line.update(reason=str(rej.reason), detail=rej.detail, rejected_at_ms=self.arrival_ms)
+            if rej.index is not None:
+                line.update(reading_index=rej.index, reading=rej.reading)
+            lines.append(line)
+        return lines
+
+
+class ShardProcessor(processor.RecordProcessorBase):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        aggregates: AggregateStore,
+        manifests: ManifestStore,
+        archive: Archive,
+        clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
+        owner: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self._aggregates = aggregates
+        self._manifests = manifests
+        self._archive = archive
+        self._clock_ms = clock_ms
+        self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._future_tolerance_ms = int(settings.future_tolerance_s * 1000)
+        self.shard_id = ""
+        self.buffer: BatchBuffer[PendingRecord] = BatchBuffer(settings.batch_policy)
+        self._claimed: Manifest | None = None
+        self._replay_until: int | None = None
+        self._fenced = False
+
+    # -- KCL callbacks -------------------------------------------------------------------
+
+    def initialize(self, initialize_input: Any) -> None:
+        """Called once before any records: claim the shard, look for an interrupted batch."""
+        self.shard_id = initialize_input.shard_id
+        structlog.contextvars.bind_contextvars(shard=self.shard_id)
+        try:
+            self._claimed = self._manifests.claim(self.shard_id, self._owner)
+        except Exception as exc:
+            # Without a claim there is no fencing and no replay: refuse the shard.
+            metrics.ERRORS.labels("claim_failed").inc()
+            log.error("claim_failed", error=repr(exc), exc_info=True)
+            raise SystemExit(EXIT_FLUSH_FAILED) from exc
+        checkpoint = initialize_input.sequence_number
+        if self._claimed.pending_after(checkpoint):
+            self._replay_until = int(self._claimed.last_seq or 0)
+        log.info(
+            "shard_initialized",
+            checkpoint=checkpoint,
+            epoch=self._claimed.epoch,
+            replay_until=self._claimed.last_seq if self._replay_until is not None else None,
+        )
+
+    def process_records(self, process_records_input: Any) -> None:
+        """Called for every poll, with records or without (so a quiet shard still flushes)."""
+        if self._fenced:
+            return
+        checkpointer = process_records_input.checkpointer
+        behind = process_records_input.millis_behind_latest
+        if behind is not None:
+            metrics.MILLIS_BEHIND.labels(self.shard_id).set(behind)
+        records = process_records_input.records
+        now_ms = self._clock_ms()
+        if records:
+            metrics.RECORDS.labels(self.shard_id).inc(len(records))
+        for record in records:
+            seq = int(record.sequence_number)
+            if self._replay_until is not None and seq > self._replay_until:
+                # The interrupted batch ended before this record (or it expired from the
+                # stream): close what was rebuilt, then carry on normally.
+                if len(self.buffer):
+                    self._flush(checkpointer, FlushTrigger.REPLAY)
+                self._replay_until = None
+            self.buffer.add(self._decode(record), len(record.binary_data), now_ms)
+            if self._replay_until is not None:
+                if seq == self._replay_until:
+                    self._flush(checkpointer, FlushTrigger.REPLAY)
+                    self._replay_until = None
+                continue
+            trigger = self.buffer.due(now_ms)
+            if trigger is not None:
+                self._flush(checkpointer, trigger)
+            if self._fenced:
+                return
+        if self._replay_until is None:
+            trigger = self.buffer.due(now_ms)
+            if trigger is not None:
+                self._flush(checkpointer, trigger)
+        elif not records and behind == 0 and len(self.buffer):
+            # At the tip without meeting the boundary: the rest of the batch left the stream.
+            log.warning("replay_boundary_not_reached", replay_until=str(self._replay_until))
+            self._flush(checkpointer, FlushTrigger.REPLAY)
+            self._replay_until = None
+
+    def lease_lost(self, lease_lost_input: Any) -> None:
+        """Another worker owns the shard: drop the batch; the new owner replays it."""
+        log.info("lease_lost", dropped_records=len(self.buffer))
+        self.buffer.drain()
+
+    def shard_ended(self, shard_ended_input: Any) -> None:
+        """The shard was split or merged: store what is left, then checkpoint its end."""
+        self._flush(shard_ended_input.checkpointer, FlushTrigger.SHARD_END)
+        if not self._fenced:
+            shard_ended_input.checkpointer.checkpoint()
+            log.info("shard_ended")
+
+    def shutdown_requested(self, shutdown_requested_input: Any) -> None:
+        """The worker is stopping (SIGTERM): flush and checkpoint before the grace runs out."""
+        self._flush(shutdown_requested_input.checkpointer, FlushTrigger.SHUTDOWN)
+        log.info("shutdown_flushed")
+
+    # -- the flush -----------------------------------------------------------------------
+
+    def _decode(self, record: Any) -> PendingRecord:
+        data = record.binary_data
+        arrival_ms = int(record.timestamp_millis)
+        decoded = decode_record(data, fallback_received_ms=arrival_ms, future_tolerance_ms=self._future_tolerance_ms)
+        return PendingRecord(
+            record.sequence_number, record.partition_key, arrival_ms, data, decoded.readings, decoded.rejections
+        )
+
+    def _flush(self, checkpointer: Any, trigger: FlushTrigger) -> None:
+        if self._fenced or not len(self.buffer):
+            return
+        assert self._claimed is not None
+        batch = self.buffer.drain()
+        first, last = batch[0].sequence_number, batch[-1].sequence_number
+        started = time.perf_counter()
+        key = raw_key(self.shard_id, first, last, batch[0].arrival_ms)
+        try:
+            self._manifests.begin_batch(
+                self._claimed, first_seq=first, last_seq=last, records=len(batch), raw_key=key, trigger=str(trigger)
+            )
+            self._archive.put(key, (r.raw_line(self.shard_id) for r in batch))
+            metrics.S3_PUTS.labels("raw").inc()
+            dead = [line for r in batch for line in r.dead_letter_lines(self.shard_id)]
+            if dead:
+                self._archive.put(dead_letter_key(self.shard_id, first, last, batch[0].arrival_ms), dead)
+                metrics.S3_PUTS.labels("dead_letter").inc()
+            readings = [reading for r in batch for reading in r.readings]
+            applied = self._aggregates.apply(self.shard_id, last, readings)
+            self._checkpoint(checkpointer, last)
+        except FencedError as exc:
+            self._fenced = True
+            metrics.ERRORS.labels("fenced").inc()
+            log.warning("fenced", reason=str(exc), dropped_records=len(batch))
+            return
+        except Exception as exc:
+            # Anything else (a store down past the retries, a network error, a bug) must not
+            # be swallowed by amazon_kclpy: the next flush would checkpoint past this batch.
+            metrics.ERRORS.labels("flush_failed").inc()
+            log.error("flush_failed", error=repr(exc), first_seq=first, last_seq=last, exc_info=True)
+            raise SystemExit(EXIT_FLUSH_FAILED) from exc
+
+        elapsed_s = time.perf_counter() - started
+        stats = applied.stats
+        now_ms = self._clock_ms()
+        metrics.BATCHES.labels(str(trigger)).inc()
+        metrics.BATCH_RECORDS.observe(len(batch))
+        metrics.FLUSH_SECONDS.observe(elapsed_s)
+        metrics.DDB_WRITES.labels(self.settings.aggregates_table).inc(applied.items_written)
+        metrics.DDB_WRITES.labels(self.settings.state_table).inc()
+        metrics.DDB_SKIPPED.inc(applied.items_skipped)
+        metrics.READINGS_STORED.inc(stats.stored)
+        metrics.READINGS_DUPLICATE.inc(stats.duplicates)
+        metrics.READINGS_LATE.inc(stats.late)
+        metrics.ENERGY.inc(stats.energy_wh)
+        metrics.DEAD_LETTERS.inc(len(dead))
+        for line in dead:
+            metrics.REJECTED.labels(line["reason"]).inc()
+        for flag, count in stats.flags.items():
+            metrics.REGISTER_FLAGS.labels(flag).inc(count)
+        for r in readings[-1000:]:
+            metrics.READING_AGE.observe(max(0.0, (now_ms - r.ts_ms) / 1000))
+        log.info(
+            "batch_flushed",
+            trigger=str(trigger),
+            records=len(batch),
+            readings=stats.readings,
+            stored=stats.stored,
+            duplicates=stats.duplicates,
+            late=stats.late,
+            rejected=len(dead),
+            energy_wh=round(stats.energy_wh, 3),
+            items_written=applied.items_written,
+            items_skipped=applied.items_skipped,
+            first_seq=first,
+            last_seq=last,
+            duration_ms=round(elapsed_s * 1000, 1),
+        )
+        for rej_line in dead:
+            log.warning("record_rejected", reason=rej_line["reason"], detail=rej_line["detail"],
+                        sequence_number=rej_line["sequence_number"], partition_key=rej_line["partition_key"])
+
+    def _checkpoint(self, checkpointer: Any, sequence_number: str, attempts: int = 5) -> None:
+        for attempt in range(attempts):
+            try:
+                checkpointer.checkpoint(sequence_number)
+                metrics.CHECKPOINTS.inc()
+                log.debug("checkpointed", sequence_number=sequence_number)
+                return
+            except CheckpointError as exc:
+                if exc.value == "ShutdownException":
+                    # The lease moved while we flushed: the new owner replays this batch and
+                    # the items we wrote are skipped there.
+                    raise FencedError("lease lost before the checkpoint") from exc
+                if exc.value != "ThrottlingException" or attempt == attempts - 1:
+                    raise WattstreamError(f"checkpoint failed: {exc.value}") from exc
+                time.sleep(0.2 * 2**attempt)
+
+
+def build(settings: Settings) -> ShardProcessor:
+    """The processor wired to real clients (endpoints from the standard AWS variables)."""
+    dynamodb = settings.client("dynamodb")
+    return ShardProcessor(
+        settings,
+        aggregates=AggregateStore(
+            dynamodb, settings.aggregates_table, settings.register_rules, workers=settings.flush_workers
+        ),
+        manifests=ManifestStore(dynamodb, settings.state_table),
+        archive=Archive(settings.client("s3"), settings.raw_bucket),
+    )
+
+
+def main() -> None:
+    from consumer.logs import configure
+
+    settings = Settings()
+    configure(settings.log_level, process="record_processor", pid=os.getpid())
+    kcl.KCLProcess(build(settings)).run()
+
+
+if __name__ == "__main__":
+    main()

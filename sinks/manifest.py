@@ -1,0 +1,119 @@
+"""Batch manifests: the consumer's own record of each shard's batch in flight.
+
+One item per shard in the consumer-state table (never in KCL's lease table):
+
+    shard_id, epoch, owner, first_seq, last_seq, records, raw_key, trigger
+
+Order of a flush: ``begin_batch`` (this item) -> raw object -> aggregates -> KCL checkpoint.
+A manifest whose ``last_seq`` lies past the shard's checkpoint is a batch that was being
+written when its worker died; the next owner rebuilds exactly that batch.
+
+Fencing: a worker ``claim``s the shard when KCL gives it the lease, raising ``epoch`` by one.
+``begin_batch`` is conditional on the epoch still being the worker's own, so a zombie (an old
+owner still flushing after its lease moved) is refused before it writes anything new and
+stops as if its lease were lost.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from readings.errors import FencedError
+from sinks.dynamo import decode_item, encode_item, with_retries
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    shard_id: str
+    epoch: int
+    owner: str
+    first_seq: str | None = None
+    last_seq: str | None = None
+    records: int = 0
+    raw_key: str | None = None
+    trigger: str | None = None
+
+    def pending_after(self, checkpoint: str | None) -> bool:
+        """True when this batch was begun but never checkpointed."""
+        if self.last_seq is None:
+            return False
+        if checkpoint is None or not checkpoint.isdigit():
+            return True
+        return int(self.last_seq) > int(checkpoint)
+
+
+class ManifestStore:
+    def __init__(self, client: Any, table: str) -> None:
+        self._client = client
+        self._table = table
+
+    def read(self, shard_id: str) -> Manifest | None:
+        response = with_retries(
+            lambda: self._client.get_item(
+                TableName=self._table, Key={"shard_id": {"S": shard_id}}, ConsistentRead=True
+            ),
+            what="GetItem manifest",
+        )
+        item = response.get("Item")
+        return None if item is None else Manifest(**decode_item(item))
+
+    def claim(self, shard_id: str, owner: str, attempts: int = 5) -> Manifest:
+        """Take the shard for ``owner``: the returned manifest carries the new epoch."""
+        for _ in range(attempts):
+            current = self.read(shard_id)
+            epoch = 0 if current is None else current.epoch
+            try:
+                with_retries(
+                    lambda: self._client.update_item(
+                        TableName=self._table,
+                        Key={"shard_id": {"S": shard_id}},
+                        UpdateExpression="SET epoch = :new, #o = :owner",
+                        ConditionExpression="attribute_not_exists(shard_id) OR epoch = :old",
+                        ExpressionAttributeNames={"#o": "owner"},
+                        ExpressionAttributeValues={
+                            ":new": {"N": str(epoch + 1)},
+                            ":old": {"N": str(epoch)},
+                            ":owner": {"S": owner},
+                        },
+                    ),
+                    what="claim manifest",
+                )
+            except Exception as exc:
+                if _condition_failed(exc):
+                    continue  # another worker claimed between our read and write: read again
+                raise
+            base = current or Manifest(shard_id, 0, owner)
+            return Manifest(**{**_fields(base), "epoch": epoch + 1, "owner": owner})
+        raise FencedError(f"{shard_id}: could not claim the shard in {attempts} attempts")
+
+    def begin_batch(self, claimed: Manifest, **batch: Any) -> Manifest:
+        """Record the batch about to be written; ``FencedError`` if the shard was claimed since."""
+        manifest = Manifest(**{**_fields(claimed), **batch})
+        try:
+            with_retries(
+                lambda: self._client.put_item(
+                    TableName=self._table,
+                    Item=encode_item(_fields(manifest)),
+                    ConditionExpression="epoch = :epoch AND #o = :owner",
+                    ExpressionAttributeNames={"#o": "owner"},
+                    ExpressionAttributeValues={":epoch": {"N": str(claimed.epoch)}, ":owner": {"S": claimed.owner}},
+                ),
+                what="PutItem manifest",
+            )
+        except Exception as exc:
+            if _condition_failed(exc):
+                raise FencedError(f"{claimed.shard_id}: claimed by another worker since epoch {claimed.epoch}") from exc
+            raise
+        return manifest
+
+
+def _fields(m: Manifest) -> dict[str, Any]:
+    return {name: getattr(m, name) for name in Manifest.__slots__}
+
+
+def _condition_failed(exc: BaseException) -> bool:
+    cause = exc.__cause__ if exc.__cause__ is not None else exc
+    return isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException"
