@@ -9,8 +9,6 @@ on one port per host. Without that variable (unit tests) they are ordinary in-pr
 from __future__ import annotations
 
 import os
-import shutil
-from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -47,14 +45,6 @@ READING_AGE = Histogram(
     "Age of a reading (since its meter time) when its batch was stored.",
     buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600, 21600, 86400),
 )
-
-
-def prepare_multiprocess_dir(path: Path) -> Path:
-    """An empty folder for the processors' metric files (old files would resurrect old counts)."""
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    return path.resolve()
 
 
 def serve(port: int) -> None:

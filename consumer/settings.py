@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     failover_time_ms: int = Field(10_000, ge=1000, description="Lease expiry: how fast a dead worker's shards move.")
     shutdown_grace_ms: int = Field(20_000, ge=1000, description="Time a SIGTERM leaves the processors to flush.")
     java: str = Field("java", description="Java executable for the MultiLangDaemon.")
+    java_options: str = Field("-Xms128m -Xmx512m", description="JVM options of the MultiLangDaemon.")
+    kcl_metrics_level: str = Field("NONE", description="KCL's own CloudWatch metrics: NONE, SUMMARY or DETAILED.")
+    kcl_extra_properties: dict[str, str] = Field(
+        default_factory=dict, description='More KCL properties as JSON, e.g. {"maxRecords": "5000"}.'
+    )
     kcl_jars_dir: str = Field("", description="Folder of the KCL jars; empty means amazon_kclpy's own.")
     work_dir: Path = Field(Path(".local/consumer"), description="Where `consume` writes its properties file.")
 

@@ -1,0 +1,47 @@
+# wattstream: `make demo` runs the pipeline on local defaults, `make test` runs every test.
+# Both install what they need first (venv, Python packages, KCL jars, npm and apt packages).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+APT_PACKAGES := mosquitto mosquitto-clients prometheus
+
+.PHONY: install demo test test-unit test-integration bench clean apt
+
+install: $(STAMP) node_modules/.bin/kinesis-local apt
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
+	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m consumer.jars --check || $(PY) -m consumer.jars --fetch
+	touch $(STAMP)
+
+node_modules/.bin/kinesis-local: package.json
+	npm ci --no-audit --no-fund --silent || npm install --no-audit --no-fund --silent
+	touch $@
+
+# Debian packages of the real servers the tests start (Mosquitto, Prometheus); root installs
+# them, anyone else is told what is missing.
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else echo "please install:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
+	fi
+
+demo: install
+	$(VENV)/bin/wattstream demo
+
+test: install
+	$(PY) -m pytest
+
+test-unit: install
+	$(PY) -m pytest tests/unit
+
+bench: install
+	$(PY) -m bench.processor_throughput
+
+clean:
+	rm -rf $(VENV) node_modules .local .pytest_cache .hypothesis
