@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import os
 import shlex
-import socket
 import sys
-import uuid
 from pathlib import Path
 
 from consumer.settings import Settings
@@ -32,13 +30,13 @@ def jars_dir(settings: Settings) -> Path:
     return path
 
 
-def properties(settings: Settings, worker_id: str | None = None) -> dict[str, str]:
+def properties(settings: Settings) -> dict[str, str]:
     """The daemon's properties; endpoints only when the AWS variables override them."""
     props = {
         "executableName": f"{shlex.quote(sys.executable)} -m consumer.processor",
         "streamName": settings.stream_name,
         "applicationName": settings.application_name,
-        "workerId": worker_id or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}",
+        "workerId": settings.worker_id,
         "AwsCredentialsProvider": "DefaultCredentialsProvider",
         "regionName": settings.region,
         "initialPositionInStream": settings.initial_position,
@@ -65,9 +63,9 @@ def properties(settings: Settings, worker_id: str | None = None) -> dict[str, st
     return props
 
 
-def write_properties(settings: Settings, path: Path, worker_id: str | None = None) -> Path:
+def write_properties(settings: Settings, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{k} = {v}" for k, v in properties(settings, worker_id).items()]
+    lines = [f"{k} = {v}" for k, v in properties(settings).items()]
     path.write_text("# written by `wattstream consume`; edits are overwritten\n" + "\n".join(lines) + "\n")
     return path
 

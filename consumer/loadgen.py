@@ -100,16 +100,24 @@ def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
         yield items[start : start + size]
 
 
-def put_records(kinesis: Any, stream: str, records: list[tuple[str, bytes]], attempts: int = 20) -> int:
-    """PutRecords in calls of 500, retrying only the entries a partial failure refused."""
+def put_records(
+    kinesis: Any, stream: str, records: list[tuple[str, bytes]], attempts: int = 20, accepted: list[str] | None = None
+) -> int:
+    """PutRecords in calls of 500, retrying only the entries a partial failure refused.
+
+    The sequence numbers of the accepted records are appended to ``accepted`` when given.
+    """
     sent = 0
     for chunk in chunks(records, PUT_RECORDS_LIMIT):
         pending = [{"PartitionKey": pk, "Data": data} for pk, data in chunk]
         for attempt in range(attempts):
             response = kinesis.put_records(StreamName=stream, Records=pending)
+            results = response["Records"]
+            if accepted is not None:
+                accepted.extend(r["SequenceNumber"] for r in results if "SequenceNumber" in r)
             if not response.get("FailedRecordCount"):
                 break
-            pending = [entry for entry, result in zip(pending, response["Records"]) if "ErrorCode" in result]
+            pending = [entry for entry, result in zip(pending, results) if "ErrorCode" in result]
             time.sleep(min(2.0, 0.05 * 2**attempt))
         else:
             raise RuntimeError(f"{len(pending)} records still refused after {attempts} attempts")

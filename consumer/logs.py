@@ -22,5 +22,7 @@ def configure(level: str = "INFO", **context: object) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=True,
     )
+    for noisy in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     if context:
         structlog.contextvars.bind_contextvars(**context)

@@ -35,7 +35,11 @@ def run(settings: Settings) -> int:
     log.info("daemon_starting", properties=str(props), stream=settings.stream_name, metrics_port=settings.metrics_port)
     proc = subprocess.Popen(cmd, env=env, stdout=sys.stderr)
 
+    stopping = False
+
     def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
         log.info("stopping", signal=signal.Signals(signum).name)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -44,7 +48,8 @@ def run(settings: Settings) -> int:
     signal.signal(signal.SIGINT, forward)
     code = proc.wait()
     log.info("daemon_exited", code=code)
-    return code
+    # The JVM exits with 128 + SIGTERM after a shutdown we asked for: that is a clean stop.
+    return 0 if stopping and code in (0, 128 + signal.SIGTERM) else code
 
 
 def _prepare_metrics_dir(path: Path) -> Path:

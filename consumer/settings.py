@@ -9,6 +9,7 @@ configuration runs against AWS, LocalStack and the local emulators.
 from __future__ import annotations
 
 import os
+import socket
 from functools import cached_property
 from pathlib import Path
 
@@ -43,6 +44,11 @@ class Settings(BaseSettings):
     future_tolerance_s: float = Field(300.0, ge=0, description="Readings this far after receipt are rejected.")
 
     # The KCL daemon.
+    worker_id: str = Field(
+        default_factory=socket.gethostname,
+        description="KCL worker id. Keep it stable across restarts of one host: a restarted worker "
+        "then takes its own leases back at once (a new id waits for KCL 3's 2-minute leader lock).",
+    )
     initial_position: str = Field("TRIM_HORIZON", description="Where a new application starts reading.")
     idle_time_between_reads_ms: int = Field(1000, ge=200, description="Polling pause of an idle shard.")
     failover_time_ms: int = Field(10_000, ge=1000, description="Lease expiry: how fast a dead worker's shards move.")

@@ -96,6 +96,8 @@ class AggregateStore:
             if item is not None and item.get(attr, "") >= marker:
                 skipped += 1
                 continue
+            if device_id in prior and state.to_dict() == prior[device_id].to_dict():
+                continue  # only duplicates of this device: nothing to write
             puts.append(self._latest_item(device_id, state, prior.get(device_id), attr, marker))
 
         written = sum(self._pool.map(lambda item: self._put(item, attr, marker), puts))
