@@ -10,15 +10,15 @@ the wire.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 TOPIC_PREFIX = "energy/consumption/"
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 DeviceId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 Finite = Annotated[float, Field(allow_inf_nan=False)]
@@ -73,7 +73,8 @@ def to_ts_ms(ts: datetime) -> int:
     """Epoch milliseconds of an aware datetime (naive ones are read as UTC)."""
     if ts.tzinfo is None:
         ts = ts.replace(tzinfo=timezone.utc)
-    return math.floor(ts.timestamp() * 1000)
+    # Integer arithmetic: ts.timestamp() * 1000 loses a millisecond to float rounding.
+    return (ts - _EPOCH) // timedelta(milliseconds=1)
 
 
 def to_rfc3339(ts_ms: int) -> str:

@@ -1,0 +1,252 @@
+"""``wattstream device …`` and ``wattstream certs …``: the box and its identities.
+
+Library errors become ``click.ClickException`` here, at the edge.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import structlog
+
+from device import certs as certs_lib
+from readings.errors import WattstreamError
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines on stderr, one event name per line."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def _stop_on_signals(event: Any) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        event.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def device() -> None:
+    """Run an IoT box, or many virtual ones, publishing energy readings over MQTT/TLS.
+
+    \b
+    Examples:
+      wattstream certs init && wattstream certs device box-0001
+      wattstream device run --device-id box-0001 --broker-port 8883
+      WATTSTREAM_DEVICE_METER=modbus WATTSTREAM_DEVICE_MODBUS__HOST=192.168.1.50 wattstream device run
+      wattstream device simulate --devices 50 --duration-s 60 --interval-s 10 --speed 60
+    """
+
+
+@device.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML or JSON settings.")
+@click.option("--device-id", help="Thing name (overrides the settings).")
+@click.option("--broker-host", help="MQTT broker host.")
+@click.option("--broker-port", type=int, help="MQTT broker TLS port.")
+@click.option("--cert-dir", type=click.Path(path_type=Path, file_okay=False), help="Folder from `wattstream certs`.")
+@click.option("--metrics-port", type=int, help="Prometheus endpoint port (0 = off).")
+def run(config_path: Path | None, **overrides: Any) -> None:
+    """Run one box: read the meter, spool, batch, publish; Ctrl-C drains and stops.
+
+    Settings come from --config (TOML/JSON), then WATTSTREAM_DEVICE_* variables, then the
+    options here (which win).
+
+    \b
+    Examples:
+      wattstream device run --config box.toml
+      WATTSTREAM_DEVICE_DEVICE_ID=box-0042 wattstream device run --broker-port 18883
+    """
+    from device.runtime import RunLoop, WallClock, build_box
+    from device.settings import load_settings
+
+    try:
+        settings = load_settings(config_path, **overrides)
+        configure_logging(settings.log_level)
+        if settings.metrics_port:
+            from prometheus_client import start_http_server
+
+            start_http_server(settings.metrics_port)
+        clock = WallClock()
+        box = build_box(settings, now_ms=clock.now_ms())
+        loop = RunLoop([box], clock, poll_s=0.05, drain_s=10.0)
+        _stop_on_signals(loop.stop_event)
+        loop.run()
+    except WattstreamError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@device.command()
+@click.option("--devices", "count", type=int, default=10, show_default=True, help="Virtual boxes.")
+@click.option("--duration-s", type=float, default=60.0, show_default=True, help="Real seconds of reading.")
+@click.option("--interval-s", type=float, default=10.0, show_default=True, help="Simulated seconds between reads.")
+@click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per real second.")
+@click.option("--host", "broker_host", default="localhost", show_default=True, help="MQTT broker host.")
+@click.option("--port", "broker_port", type=int, default=8883, show_default=True, help="MQTT broker TLS port.")
+@click.option("--cert-dir", type=click.Path(path_type=Path, file_okay=False), default=certs_lib.DEFAULT_CERT_DIR,
+              show_default=True, help="Folder from `wattstream certs init`.")
+@click.option("--spool-dir", type=click.Path(path_type=Path, file_okay=False), default=Path(".local/spool/sim"),
+              show_default=True, help="One spool file per box.")
+@click.option("--prefix", default="box-", show_default=True, help="Device ids are <prefix>0001, …")
+@click.option("--first", type=int, default=1, show_default=True, help="Number of the first box.")
+@click.option("--max-readings", type=int, default=50, show_default=True, help="Readings per message at most.")
+@click.option("--max-wait-s", type=float, default=60.0, show_default=True, help="Simulated s a reading may wait.")
+@click.option("--protocol", type=click.Choice(["3.1.1", "5"]), default="3.1.1", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="Box i uses seed+i.")
+@click.option("--synchronous", type=click.Choice(["FULL", "NORMAL"]), default="NORMAL", show_default=True,
+              help="Spool durability: NORMAL survives kill -9, FULL also power loss.")
+@click.option("--reconnect-max-s", type=float, default=10.0, show_default=True, help="Longest reconnect delay.")
+@click.option("--drain-s", type=float, default=30.0, show_default=True, help="Time to empty the spools at the end.")
+@click.option("--issue-certs/--no-issue-certs", default=True, show_default=True,
+              help="Create missing device certificates with the CA in --cert-dir.")
+def simulate(count: int, duration_s: float, interval_s: float, speed: float, cert_dir: Path, spool_dir: Path,
+             prefix: str, first: int, max_readings: int, max_wait_s: float, protocol: str, seed: int,
+             synchronous: str, reconnect_max_s: float, drain_s: float, issue_certs: bool, **broker: Any) -> None:
+    """Run N virtual boxes in one process (one MQTT connection and one spool each).
+
+    Simulated time starts now (or after the last reading of an earlier run with the same
+    spools) and runs --speed times faster than real time. At the end a JSON summary goes
+    to stdout: readings, messages, throughput and the fill of the 5 KB billing step.
+
+    \b
+    Examples:
+      wattstream device simulate --devices 3 --duration-s 30 --interval-s 1 --port 18883
+      wattstream device simulate --devices 100 --duration-s 60 --interval-s 10 --speed 600
+    """
+    from device.runtime import RunLoop, ScaledClock, WallClock, build_box, device_ids, last_ts_ms, simulated_settings
+    from device.settings import DeviceSettings
+
+    try:
+        base = DeviceSettings(
+            cert_dir=cert_dir, mqtt_protocol=protocol, read_interval_s=interval_s, max_readings=max_readings,
+            max_wait_s=max_wait_s, spool_synchronous=synchronous, reconnect_min_s=min(1.0, reconnect_max_s),
+            reconnect_max_s=reconnect_max_s, simulated={"seed": seed}, **broker,
+        )
+        configure_logging(base.log_level)
+        ids = device_ids(prefix, count, first)
+        if issue_certs:
+            for thing in ids:
+                certs_lib.issue_device(cert_dir, thing)
+        start_ms = WallClock().now_ms()
+        for thing in ids:
+            start_ms = max(start_ms, (last_ts_ms(spool_dir / f"{thing}.db") or 0) + int(interval_s * 1000))
+        clock = ScaledClock(start_ms, speed)
+        boxes = [build_box(simulated_settings(base, i, thing, spool_dir), now_ms=start_ms) for i, thing in enumerate(ids)]
+        loop = RunLoop(boxes, clock, drain_s=drain_s)
+        _stop_on_signals(loop.stop_event)
+        started = time.monotonic()
+        loop.run(duration_s)
+        elapsed_s = time.monotonic() - started
+    except WattstreamError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps(_summary(boxes, elapsed_s), indent=2))
+
+
+def _summary(boxes: list[Any], elapsed_s: float) -> dict[str, Any]:
+    from device.batching import IOT_BILLING_STEP_BYTES
+
+    acked = sum(b.stats.messages_acked for b in boxes)
+    readings_acked = sum(b.stats.readings_acked for b in boxes)
+    payload = sum(b.stats.payload_bytes_acked for b in boxes)
+    mean_bytes = payload / acked if acked else 0.0
+    return {
+        "devices": len(boxes),
+        "elapsed_s": round(elapsed_s, 2),
+        "readings": sum(b.stats.readings for b in boxes),
+        "meter_errors": sum(b.stats.meter_errors for b in boxes),
+        "messages_acked": acked,
+        "readings_acked": readings_acked,
+        "messages_per_s": round(acked / elapsed_s, 1) if elapsed_s else 0.0,
+        "readings_per_s": round(readings_acked / elapsed_s, 1) if elapsed_s else 0.0,
+        "mean_message_bytes": round(mean_bytes, 1),
+        "billing_step_fill": round(mean_bytes / IOT_BILLING_STEP_BYTES, 3),
+        "readings_per_message": round(readings_acked / acked, 2) if acked else 0.0,
+        "spooled_left": sum(len(b.spool) for b in boxes),
+    }
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def certs() -> None:
+    """A local CA and the certificates of the broker, the bridge and each box (mutual TLS).
+
+    \b
+    Examples:
+      wattstream certs init                       # CA, server (localhost) and bridge identity
+      wattstream certs device box-0001            # CN=box-0001, the box's thing name
+      wattstream certs init --dir /tmp/certs --force
+    """
+
+
+_dir_option = click.option(
+    "--dir", "cert_dir", type=click.Path(path_type=Path, file_okay=False), default=certs_lib.DEFAULT_CERT_DIR,
+    show_default=True, help="Where the certificates live (git-ignored).",
+)
+
+
+@certs.command("init")
+@_dir_option
+@click.option("--force", is_flag=True, help="Replace an existing CA (every old certificate stops working).")
+def certs_init(cert_dir: Path, force: bool) -> None:
+    """Create the CA (kept if present), the server certificate and the bridge identity.
+
+    \b
+    Example:
+      wattstream certs init --dir .local/certs
+    """
+    layout = certs_lib.init_authority(cert_dir, force=force)
+    for name, identity in (("ca", layout.ca), ("server", layout.server), ("bridge", layout.bridge)):
+        click.echo(f"{name}: {identity.cert_path}")
+
+
+@certs.command("device")
+@_dir_option
+@click.option("--overwrite", is_flag=True, help="Issue a new certificate even if one exists.")
+@click.argument("things", nargs=-1, required=True)
+def certs_device(cert_dir: Path, overwrite: bool, things: tuple[str, ...]) -> None:
+    """Issue the certificate of each THING (CN = thing name).
+
+    \b
+    Example:
+      wattstream certs device box-0001 box-0002
+    """
+    try:
+        for thing in things:
+            identity = certs_lib.issue_device(cert_dir, thing, overwrite=overwrite)
+            click.echo(f"{thing}: {identity.cert_path}")
+    except WattstreamError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@certs.command("bridge")
+@_dir_option
+@click.option("--name", default=certs_lib.BRIDGE_IDENTITY, show_default=True, help="CN of the bridge identity.")
+def certs_bridge(cert_dir: Path, name: str) -> None:
+    """Issue (again) the bridge identity certificate: bridge.crt/bridge.key.
+
+    \b
+    Example:
+      wattstream certs bridge --dir .local/certs
+    """
+    try:
+        layout = certs_lib.CertLayout(cert_dir)
+        identity = certs_lib.issue(layout, layout.bridge, name)
+    except WattstreamError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"bridge: {identity.cert_path}")

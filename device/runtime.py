@@ -1,0 +1,184 @@
+"""Wiring: settings -> boxes, the clocks, and the loops of ``device run`` and ``device simulate``.
+
+The loop is the only place that sleeps. It ticks every box, then sleeps until the next reading
+is due or ``poll_s`` passed (PUBACKs and reconnects need a look even between readings).
+
+Shutdown (SIGTERM/SIGINT or the end of ``--duration-s``): reading stops, the boxes get up to
+``drain_s`` to publish what is spooled and collect the PUBACKs, then they disconnect. What is
+still in a spool is sent at the next start.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from device.box import Box
+from device.meters import MeterSource, SimulatedMeter
+from device.publisher import MqttConfig, Publisher
+from device.settings import DeviceSettings
+from device.spool import Spool
+
+log = structlog.get_logger("device.runtime")
+
+
+class Clock(Protocol):
+    def now_ms(self) -> int:
+        """UTC epoch milliseconds as the box sees them."""
+        ...
+
+
+class WallClock:
+    def now_ms(self) -> int:
+        return time.time_ns() // 1_000_000
+
+
+@dataclass(slots=True)
+class ScaledClock:
+    """Simulated time: starts at ``start_ms`` and runs ``speed`` times faster than real time."""
+
+    start_ms: int
+    speed: float = 1.0
+    _origin_s: float = field(default_factory=time.monotonic)
+
+    def now_ms(self) -> int:
+        return self.start_ms + int((time.monotonic() - self._origin_s) * 1000 * self.speed)
+
+
+def build_meter(settings: DeviceSettings, *, start_energy_wh: float | None, first_ts_ms: int) -> MeterSource:
+    if settings.meter == "modbus":
+        from device.modbus import ModbusMeter  # pymodbus only where a real meter is wired
+
+        return ModbusMeter.from_settings(settings.modbus)
+    sim = settings.simulated
+    resets: tuple[int, ...] = ()
+    if sim.reset_every_s > 0:
+        step_ms = int(sim.reset_every_s * 1000)
+        resets = tuple(first_ts_ms + step_ms * i for i in range(1, 10_000))
+    return SimulatedMeter(
+        seed=sim.seed,
+        profile=sim.profile,
+        scale=sim.scale,
+        noise_w=sim.noise_w,
+        utc_offset_h=sim.utc_offset_h,
+        start_energy_wh=sim.start_energy_wh if start_energy_wh is None else start_energy_wh,
+        reset_at_ms=resets,
+    )
+
+
+def build_box(settings: DeviceSettings, *, now_ms: int, mqtt: MqttConfig | None = None, rng: random.Random | None = None) -> Box:
+    """One box from its settings. A simulated meter resumes from the register in the spool."""
+    spool = Spool(
+        settings.resolved_spool_path,
+        settings.device_id,
+        max_readings=settings.spool_max_readings,
+        synchronous=settings.spool_synchronous,
+    )
+    last = spool.last
+    interval_ms = int(settings.read_interval_s * 1000)
+    # Never stamp a reading at or before the last one of a previous run (simulated time may
+    # have run ahead of the wall clock then).
+    first_read_ms = max(now_ms, (last.ts_ms or 0) + interval_ms)
+    meter = build_meter(settings, start_energy_wh=last.energy_wh, first_ts_ms=first_read_ms)
+    publisher = Publisher(mqtt or settings.mqtt_config(), rng=rng)
+    box = Box(
+        settings.device_id,
+        meter=meter,
+        spool=spool,
+        publisher=publisher,
+        rule=settings.batch_rule,
+        read_interval_ms=interval_ms,
+        max_inflight=settings.max_inflight,
+        first_read_ms=first_read_ms,
+    )
+    if len(spool):
+        log.info("spool_resumed", device_id=settings.device_id, readings=len(spool), last_seq=last.seq)
+    return box
+
+
+def last_ts_ms(spool_path: Path) -> int | None:
+    """The newest reading time recorded in a spool file, without opening it as a box."""
+    import sqlite3
+
+    if not spool_path.exists():
+        return None
+    with sqlite3.connect(spool_path) as db:
+        try:
+            row = db.execute("SELECT last_ts_ms FROM state WHERE id = 1").fetchone()
+        except sqlite3.Error:
+            return None
+    return row[0] if row else None
+
+
+@dataclass(slots=True)
+class RunLoop:
+    """Ticks boxes until stopped or ``duration_s`` (real seconds) passed, then drains."""
+
+    boxes: list[Box]
+    clock: Clock
+    poll_s: float = 0.02
+    drain_s: float = 30.0
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def run(self, duration_s: float | None = None) -> None:
+        for box in self.boxes:
+            box.publisher.start()
+        deadline = None if duration_s is None else time.monotonic() + duration_s
+        try:
+            while not self.stop_event.is_set():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                now_ms = self.clock.now_ms()
+                for box in self.boxes:
+                    box.tick(now_ms)
+                self.stop_event.wait(self.poll_s)
+            self.drain()
+        finally:
+            for box in self.boxes:
+                box.close()
+
+    def drain(self) -> bool:
+        """Publish what is spooled (ignoring max_wait) until everything is acknowledged."""
+        deadline = time.monotonic() + self.drain_s
+        while time.monotonic() < deadline:
+            now_ms = self.clock.now_ms()
+            for box in self.boxes:
+                box.apply_acks()
+                box.publish_ready(now_ms, force=True)
+            if all(box.drained for box in self.boxes):
+                log.info("boxes_drained", boxes=len(self.boxes))
+                return True
+            time.sleep(self.poll_s)
+        left = sum(len(box.spool) for box in self.boxes)
+        log.warning("drain_timeout", spooled_readings=left, hint="kept in the spool for the next start")
+        return False
+
+
+def simulated_settings(base: DeviceSettings, index: int, device_id: str, spool_dir: Path) -> DeviceSettings:
+    """The settings of virtual box ``index``: own id, spool, seed and a mix of profiles."""
+    sim = base.simulated.model_copy(
+        update={
+            "seed": base.simulated.seed + index,
+            "profile": "small_business" if index % 5 == 4 else "household",
+            "scale": 0.6 + (index * 7919 % 100) / 100.0,
+        }
+    )
+    return base.model_copy(
+        update={
+            "device_id": device_id,
+            "spool_path": spool_dir / f"{device_id}.db",
+            "simulated": sim,
+            "meter": "simulated",
+        }
+    )
+
+
+def device_ids(prefix: str, count: int, first: int = 1) -> list[str]:
+    return [f"{prefix}{i:04d}" for i in range(first, first + count)]
+

@@ -1,0 +1,122 @@
+"""The box loop with an in-memory MQTT stand-in: delete on PUBACK only, meter failures survive."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import orjson
+
+from device.batching import BatchRule
+from device.box import Box
+from device.meters import MeterError, SimulatedMeter
+from device.publisher import Ack
+from device.spool import Sample, Spool
+
+
+@dataclass
+class FakePublisher:
+    """Records publishes; the test decides when the broker acknowledges."""
+
+    connected: bool = True
+    sent: dict[int, bytes] = field(default_factory=dict)
+    acks: list[Ack] = field(default_factory=list)
+    next_mid: int = 1
+
+    def publish(self, topic: str, payload: bytes) -> int:
+        mid, self.next_mid = self.next_mid, self.next_mid + 1
+        self.sent[mid] = payload
+        return mid
+
+    def take_acks(self) -> list[Ack]:
+        acks, self.acks = self.acks, []
+        return acks
+
+    def ack_all(self) -> None:
+        self.acks.extend(Ack(mid, True) for mid in self.sent)
+
+    def stop(self) -> None: ...
+
+
+class FlakyMeter:
+    def __init__(self) -> None:
+        self.inner = SimulatedMeter(seed=1)
+        self.fail_at: set[int] = set()
+
+    def read(self, now_ms: int) -> Sample:
+        if now_ms in self.fail_at:
+            raise MeterError("timeout", "no answer")
+        return self.inner.read(now_ms)
+
+    def close(self) -> None: ...
+
+
+def make_box(tmp_path: Path, publisher: FakePublisher, meter=None, **rule) -> Box:
+    return Box(
+        "box-1",
+        meter=meter or SimulatedMeter(seed=1),
+        spool=Spool(tmp_path / "box.db", "box-1"),
+        publisher=publisher,  # type: ignore[arg-type]
+        rule=BatchRule(**{"max_readings": 5, "max_wait_s": 30.0, **rule}),
+        read_interval_ms=1_000,
+        max_inflight=2,
+        first_read_ms=0,
+    )
+
+
+def seqs(payload: bytes) -> list[int]:
+    return [r["seq"] for r in orjson.loads(payload)["readings"]]
+
+
+def test_readings_leave_the_spool_only_after_puback(tmp_path: Path) -> None:
+    pub = FakePublisher()
+    box = make_box(tmp_path, pub)
+    box.tick(4_000)  # reads at 0..4 s: five readings, a full batch
+    assert [seqs(p) for p in pub.sent.values()] == [[1, 2, 3, 4, 5]]
+    assert len(box.spool) == 5
+
+    pub.ack_all()
+    box.tick(4_500)
+    assert len(box.spool) == 0 and box.drained
+
+
+def test_disconnected_box_spools_and_later_sends_backlog_in_order(tmp_path: Path) -> None:
+    pub = FakePublisher(connected=False)
+    box = make_box(tmp_path, pub)
+    for t in range(0, 12_000, 1_000):
+        box.tick(t)
+    assert pub.sent == {} and len(box.spool) == 12
+
+    pub.connected = True
+    box.tick(12_000)  # 13 readings; the in-flight window (2) limits what goes out now
+    assert [seqs(p) for p in pub.sent.values()] == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]
+    pub.ack_all()
+    pub.sent.clear()
+    box.tick(12_000, read=False)
+    assert pub.sent == {}  # 3 readings, the oldest 2 s old: the batch waits for more
+    box.tick(10_000 + 30_000, read=False)  # the oldest has waited max_wait_s
+    assert [seqs(p) for p in pub.sent.values()] == [[11, 12, 13]]
+
+
+def test_a_failing_meter_is_counted_and_the_box_goes_on(tmp_path: Path) -> None:
+    meter = FlakyMeter()
+    meter.fail_at = {1_000, 2_000}
+    pub = FakePublisher()
+    box = make_box(tmp_path, pub, meter=meter, max_wait_s=0.0)
+    box.tick(3_000)
+    assert box.stats.meter_errors == 2
+    sent = [s for p in pub.sent.values() for s in seqs(p)]
+    assert sent == [1, 2]  # readings at 0 s and 3 s, numbered without gaps
+
+
+def test_unacked_messages_are_sent_again_after_a_restart(tmp_path: Path) -> None:
+    pub = FakePublisher()
+    box = make_box(tmp_path, pub)
+    box.tick(4_000)
+    box.spool.close()  # crash before the PUBACK: no ack applied
+
+    pub2 = FakePublisher()
+    box2 = make_box(tmp_path, pub2)
+    box2.next_read_ms = 10_000
+    box2.tick(5_000)
+    assert [seqs(p) for p in pub2.sent.values()] == [[1, 2, 3, 4, 5]]
