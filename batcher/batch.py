@@ -39,10 +39,11 @@ class BatchResult:
 _FLAG_FIELDS = {"reset": "resets", "glitch": "glitches", "jump": "jumps"}
 
 
-def _reading_order(r: Reading) -> tuple[int, int, float]:
-    # seq decides; ts and register only break ties between two different readings that claim
-    # the same seq, so the outcome cannot depend on arrival order.
-    return (r.seq, r.ts_ms, r.energy_wh)
+def _reading_order(r: Reading) -> tuple[int, int, float, bool, float]:
+    # seq decides; ts, register and power only break ties between two different readings that
+    # claim the same seq, so the outcome cannot depend on arrival order. Power is in the key
+    # because the kept reading's power goes into the aggregates and the state.
+    return (r.seq, r.ts_ms, r.energy_wh, r.power_w is not None, r.power_w or 0.0)
 
 
 def compute_batch(

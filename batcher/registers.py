@@ -108,6 +108,11 @@ FlagSink = Callable[[str, int], None]
 """Receives ``(flag, ts_ms)``: ``reset``, ``glitch`` or ``jump`` and the reading's time."""
 
 
+def _held_flag(s: Point) -> str:
+    """The flag of a held reading that nothing continued: a low one was a glitch, a high one a jump."""
+    return "jump" if s.kind is Suspicion.JUMP else "glitch"
+
+
 class Meter:
     """Applies the register rules to one device's state, emitting energy spans and flags."""
 
@@ -178,10 +183,12 @@ class Meter:
             self.state.ref = Point(s.seq, s.ts_ms, s.energy_wh)
             self._advance(p)
         elif back_to_ref:
-            self._flag("glitch", s.ts_ms)
+            # Only a jump gets here (a low reading that came back was taken above): a spike that
+            # came back is still an impossible rise, counted under ``jumps``.
+            self._flag(_held_flag(s), s.ts_ms)
             self._advance(p)
         else:
-            # Neither value is continued: the held reading was a glitch and the new one is
-            # judged against the reference on its own.
-            self._flag("glitch", s.ts_ms)
+            # Neither value is continued: the held reading was a glitch (or a spike, if it was a
+            # jump) and the new one is judged against the reference on its own.
+            self._flag(_held_flag(s), s.ts_ms)
             self._compare(p)

@@ -63,7 +63,9 @@ def _reading_reason(exc: ValidationError) -> tuple[Reason, str]:
         value = first["input"]
         if isinstance(value, float) and math.isnan(value):
             return Reason.NON_FINITE_VALUE, f"{where}: NaN"
-        if value < 0 and where != "seq":
+        # Only a value that must not be negative is a negative_value: a pf below -1 is out of
+        # range, and so is a negative seq (a counter, not a measurement).
+        if value < 0 and first.get("ctx", {}).get("ge") == 0 and where != "seq":
             return Reason.NEGATIVE_VALUE, f"{where}: {value} < 0"
     return Reason.SCHEMA_VIOLATION, f"{where}: {first['msg']}"
 
@@ -85,7 +87,8 @@ def decode_record(
         return Decoded(None, rejections=[Rejection(Reason.INVALID_JSON, str(exc)[:200])])
     if not isinstance(doc, dict):
         return Decoded(None, rejections=[Rejection(Reason.INVALID_JSON, "not a JSON object")])
-    if doc.get("v") != SCHEMA_VERSION:
+    # JSON true would compare equal to 1 in Python; it is not a version number.
+    if isinstance(doc.get("v"), bool) or doc.get("v") != SCHEMA_VERSION:
         detail = f"v={doc.get('v')!r}, expected {SCHEMA_VERSION}"
         return Decoded(None, rejections=[Rejection(Reason.UNSUPPORTED_VERSION, detail)])
 

@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 TOPIC_PREFIX = "energy/consumption/"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 DeviceId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
-Finite = Annotated[float, Field(allow_inf_nan=False)]
+# Strict: a JSON string or boolean is not a number (an int still is).
+Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
 
 
 class WireReading(BaseModel):
@@ -30,7 +31,7 @@ class WireReading(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     seq: Annotated[int, Field(ge=0, strict=True)]
-    ts: datetime
+    ts: AwareDatetime
     energy_wh: Annotated[Finite, Field(ge=0)]
     power_w: Annotated[Finite, Field(ge=0)] | None = None
     voltage_v: Annotated[Finite, Field(ge=0)] | None = None
