@@ -14,15 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 TOPIC_PREFIX = "energy/consumption/"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 DeviceId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
-# Strict: a JSON string or boolean is not a number (an int still is).
-Finite = Annotated[float, Field(allow_inf_nan=False, strict=True)]
+
+
+def _json_number(value: object) -> object:
+    # A JSON string or boolean is not a number, even where Python could convert it.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError("not a JSON number")
+    return value
+
+
+Finite = Annotated[float, BeforeValidator(_json_number), Field(allow_inf_nan=False)]
 
 
 class WireReading(BaseModel):
