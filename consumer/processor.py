@@ -166,15 +166,12 @@ class ShardProcessor(processor.RecordProcessorBase):
                 self._flush(checkpointer, trigger)
             if self._fenced:
                 return
+        # While replaying, only the boundary closes the batch: a batch cut anywhere else would
+        # archive its records under a second key and apply them under another marker.
         if self._replay_until is None:
             trigger = self.buffer.due(now_ms)
             if trigger is not None:
                 self._flush(checkpointer, trigger)
-        elif not records and behind == 0 and len(self.buffer):
-            # At the tip without meeting the boundary: the rest of the batch left the stream.
-            log.warning("replay_boundary_not_reached", replay_until=str(self._replay_until))
-            self._flush(checkpointer, FlushTrigger.REPLAY)
-            self._replay_until = None
 
     def lease_lost(self, lease_lost_input: Any) -> None:
         """Another worker owns the shard: drop the batch; the new owner replays it."""
