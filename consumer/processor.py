@@ -160,10 +160,10 @@ class ShardProcessor(processor.RecordProcessorBase):
                 if seq == self._replay_until:
                     self._flush(checkpointer, FlushTrigger.REPLAY)
                     self._replay_until = None
-                continue
-            trigger = self.buffer.due(now_ms)
-            if trigger is not None:
-                self._flush(checkpointer, trigger)
+            else:
+                trigger = self.buffer.due(now_ms)
+                if trigger is not None:
+                    self._flush(checkpointer, trigger)
             if self._fenced:
                 return
         # While replaying, only the boundary closes the batch: a batch cut anywhere else would
@@ -187,6 +187,12 @@ class ShardProcessor(processor.RecordProcessorBase):
 
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
         """The worker is stopping (SIGTERM): flush and checkpoint before the grace runs out."""
+        if self._replay_until is not None:
+            # Half a rebuilt batch must not be stored under new boundaries: the next owner
+            # replays the interrupted batch whole.
+            log.info("shutdown_during_replay", dropped_records=len(self.buffer))
+            self.buffer.drain()
+            return
         self._flush(shutdown_requested_input.checkpointer, FlushTrigger.SHUTDOWN)
         log.info("shutdown_flushed")
 

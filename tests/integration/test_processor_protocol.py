@@ -1,0 +1,154 @@
+"""The flush/checkpoint protocol of one shard processor, step by step, against moto server.
+
+These drive ``ShardProcessor`` directly with amazon_kclpy's own message objects and a
+checkpointer that stands in for the daemon's, so crashes and zombies can be placed exactly:
+after the manifest, in the middle of the DynamoDB writes, before the checkpoint.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections import Counter
+
+import orjson
+import pytest
+from amazon_kclpy.checkpoint_error import CheckpointError
+from amazon_kclpy.messages import InitializeInput, ProcessRecordsInput, Record
+
+from consumer.loadgen import Fleet
+from consumer.processor import ShardProcessor, build
+from consumer.settings import Settings
+from readings import decode_record
+from readings.errors import FencedError
+from sinks.aggregates import AggregateStore
+from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
+
+pytestmark = pytest.mark.integration
+
+SHARD = "shardId-000000000007"
+BASE_SEQ = 49_680_617_152_851_519_470_963_732_905_516_059_121_142_655_817_896_427_522
+RECEIVED_MS = 1_795_000_000_000
+
+
+class Crash(BaseException):
+    """The process dies here (BaseException, so nothing in the processor can catch it)."""
+
+
+class Checkpointer:
+    def __init__(self, fail_with: str | None = None) -> None:
+        self.checkpoints: list[str] = []
+        self.fail_with = fail_with
+
+    def checkpoint(self, sequence_number: str | None = None, sub_sequence_number: int | None = None) -> None:
+        if self.fail_with == "crash":
+            raise Crash()
+        if self.fail_with:
+            raise CheckpointError(self.fail_with)
+        self.checkpoints.append(sequence_number or "SHARD_END")
+
+
+def make_records(rounds: int, devices: int = 8, per_message: int = 5) -> tuple[list[Record], list[bytes]]:
+    fleet = Fleet(devices, interval_ms=60_000, seed=3)
+    payloads = []
+    for k in range(rounds):
+        ts = RECEIVED_MS - 86_400_000 + k * per_message * fleet.interval_ms
+        payloads.extend(data for _, data in fleet.messages(ts, per_message, RECEIVED_MS))
+    records = [
+        Record({"data": base64.b64encode(p).decode(), "partitionKey": orjson.loads(p)["device_id"],
+                "sequenceNumber": str(BASE_SEQ + i * 1_000_000), "subSequenceNumber": 0,
+                "approximateArrivalTimestamp": RECEIVED_MS})
+        for i, p in enumerate(payloads)
+    ]
+    return records, payloads
+
+
+def feed(proc: ShardProcessor, records: list[Record], checkpointer: Checkpointer) -> None:
+    message = ProcessRecordsInput({"action": "processRecords", "records": [], "millisBehindLatest": 0})
+    message._records = records
+    message._checkpointer = checkpointer
+    proc.process_records(message)
+
+
+def start(settings: Settings, checkpoint: str = "TRIM_HORIZON") -> ShardProcessor:
+    proc = build(settings)
+    proc.initialize(InitializeInput({"action": "initialize", "shardId": SHARD, "sequenceNumber": checkpoint,
+                                     "subSequenceNumber": 0}))
+    return proc
+
+
+@pytest.fixture
+def settings(pipeline) -> Settings:  # noqa: ANN001 - the pipeline fixture provisions the stores
+    return Settings(max_records=16, max_age_s=3600)
+
+
+def raw_sequence_numbers(pipeline) -> Counter:  # noqa: ANN001
+    return Counter(pipeline.archived_sequence_numbers())
+
+
+def test_crash_before_checkpoint_replays_the_same_batch(pipeline, settings: Settings) -> None:
+    records, payloads = make_records(rounds=6)  # 48 records: three batches of 16
+    first = start(settings)
+    done = Checkpointer()
+    feed(first, records[:16], done)
+    assert done.checkpoints == [records[15].sequence_number]
+    with pytest.raises(Crash):
+        feed(first, records[16:32], Checkpointer(fail_with="crash"))  # stored, never checkpointed
+
+    second = start(settings, checkpoint=done.checkpoints[-1])
+    # The replay must end where the interrupted batch ended, even with more records at hand.
+    again = Checkpointer()
+    feed(second, records[16:], again)
+    assert again.checkpoints[0] == records[31].sequence_number
+    second.shutdown_requested(type("S", (), {"checkpointer": again})())
+    assert again.checkpoints[-1] == records[-1].sequence_number
+
+    assert_same_aggregates(stored_aggregates(pipeline.aggregates()), expected_aggregates(payloads))
+    archived = raw_sequence_numbers(pipeline)
+    assert set(archived) == {r.sequence_number for r in records} and max(archived.values()) == 1
+
+
+def test_zombie_is_fenced_before_it_writes(pipeline, settings: Settings) -> None:
+    records, payloads = make_records(rounds=2)
+    zombie = start(settings)
+    owner = start(settings)  # takes the shard over: a higher epoch
+    zombie_cp = Checkpointer()
+    feed(zombie, records, zombie_cp)
+    assert zombie_cp.checkpoints == [] and pipeline.aggregates() == []
+
+    owner_cp = Checkpointer()
+    feed(owner, records, owner_cp)
+    assert owner_cp.checkpoints == [records[-1].sequence_number]
+    assert_same_aggregates(stored_aggregates(pipeline.aggregates()), expected_aggregates(payloads))
+
+
+def test_lease_lost_at_checkpoint_leaves_the_replay_to_the_new_owner(pipeline, settings: Settings) -> None:
+    records, payloads = make_records(rounds=4)
+    old = start(settings)
+    lost = Checkpointer(fail_with="ShutdownException")
+    feed(old, records[:16], lost)  # everything written, but the lease moved before the checkpoint
+    assert lost.checkpoints == []
+    feed(old, records[16:], Checkpointer())  # a fenced processor ignores what still arrives
+    assert not pipeline.dead_letters()
+
+    new = start(settings)
+    cp = Checkpointer()
+    feed(new, records, cp)
+    assert cp.checkpoints == [records[15].sequence_number, records[31].sequence_number]
+    assert_same_aggregates(stored_aggregates(pipeline.aggregates()), expected_aggregates(payloads))
+    assert max(raw_sequence_numbers(pipeline).values()) == 1
+
+
+def test_zombie_writes_after_the_new_owner_moved_on_change_nothing(pipeline, settings: Settings) -> None:
+    records, payloads = make_records(rounds=4)  # two batches
+    owner = start(settings)
+    feed(owner, records, Checkpointer())
+    before = stored_aggregates(pipeline.aggregates())
+    assert_same_aggregates(before, expected_aggregates(payloads))
+
+    # A zombie that still holds the first batch in memory gets to write it only now.
+    store = AggregateStore(settings.client("dynamodb"), settings.aggregates_table, settings.register_rules)
+    readings = [r for rec in records[:16]
+                for r in decode_record(rec.binary_data, fallback_received_ms=RECEIVED_MS).readings]
+    with pytest.raises(FencedError):
+        store.apply(SHARD, records[15].sequence_number, readings)
+    assert stored_aggregates(pipeline.aggregates()) == before
