@@ -25,6 +25,7 @@ ends the process instead; the daemon restarts the shard and the manifest drives 
 
 from __future__ import annotations
 
+import base64
 import os
 import socket
 import time
@@ -72,8 +73,6 @@ class PendingRecord:
         try:
             line["data"] = self.data.decode("utf-8")
         except UnicodeDecodeError:
-            import base64
-
             line["data_b64"] = base64.b64encode(self.data).decode("ascii")
         return line
 

@@ -18,21 +18,21 @@ def scan_aggregates(dynamodb: Any, table: str) -> list[dict[str, Any]]:
     return items
 
 
-def energy_by_device(items: list[dict[str, Any]], granularity: str = "d") -> dict[str, float]:
-    """device_id -> energy_wh summed over its buckets of one granularity (``h`` or ``d``)."""
+def total_by_device(items: list[dict[str, Any]], attribute: str, granularity: str = "d") -> dict[str, float]:
+    """device_id -> ``attribute`` summed over its buckets of one granularity (``h`` or ``d``)."""
     totals: dict[str, float] = defaultdict(float)
     for item in items:
         if item["bucket"].startswith(granularity + "#"):
-            totals[item["device_id"]] += float(item.get("energy_wh", 0))
+            totals[item["device_id"]] += float(item.get(attribute, 0))
     return dict(totals)
+
+
+def energy_by_device(items: list[dict[str, Any]], granularity: str = "d") -> dict[str, float]:
+    return total_by_device(items, "energy_wh", granularity)
 
 
 def samples_by_device(items: list[dict[str, Any]], granularity: str = "d") -> dict[str, int]:
-    totals: dict[str, int] = defaultdict(int)
-    for item in items:
-        if item["bucket"].startswith(granularity + "#"):
-            totals[item["device_id"]] += int(item.get("samples", 0))
-    return dict(totals)
+    return {d: int(n) for d, n in total_by_device(items, "samples", granularity).items()}
 
 
 def scrape(url: str) -> dict[str, float]:

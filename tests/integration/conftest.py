@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -33,6 +34,21 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """These variables set for the duration, the previous values back afterwards."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 @pytest.fixture(scope="session")
 def aws_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     if os.environ.get("AWS_ENDPOINT_URL"):
@@ -40,17 +56,11 @@ def aws_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
         return
     aws = LocalAws(port=free_port(), kinesis_port=free_port(), log_dir=tmp_path_factory.mktemp("emulators"))
     aws.start()
-    saved = {k: os.environ.get(k) for k in aws.env}
-    os.environ.update(aws.env)
     try:
-        yield aws.env
+        with environment(aws.env):
+            yield aws.env
     finally:
         aws.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @dataclass
@@ -125,18 +135,12 @@ def pipeline(aws_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
         "WATTSTREAM_KCL_EXTRA_PROPERTIES": '{"leaseAssignmentIntervalMillis": "1000", "shardSyncIntervalMillis": "1000"}',
         "WATTSTREAM_JAVA_OPTIONS": "-Xmx384m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    settings = Settings()
-    provision(settings)
-    pipe = Pipeline(env, tmp_path, settings)
-    try:
-        yield pipe
-    finally:
-        for consumer in pipe.consumers:
-            consumer.kill()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+    with environment(env):
+        settings = Settings()
+        provision(settings)
+        pipe = Pipeline(env, tmp_path, settings)
+        try:
+            yield pipe
+        finally:
+            for consumer in pipe.consumers:
+                consumer.kill()
