@@ -1,83 +1,211 @@
-"""``wattstream demo``: the main job end to end on local defaults, then the figures.
+"""``wattstream demo``: the whole path on local defaults, then the figures.
 
-Starts the emulators, creates the stream/tables/bucket, runs the consumer, lets a simulated
-fleet send live readings, waits until every reading is stored, checks each device's energy
-against its simulated meter, prints the write operations versus one per reading, and stops
-everything it started.
+Starts the AWS emulators (kinesis-mock, moto) and creates the stream, tables and bucket; makes
+a local CA and one certificate per box; starts Mosquitto (mutual TLS + ACL), the bridge (the
+IoT Core topic rule), the consumer (KCL MultiLangDaemon) and a fleet of simulated boxes that
+publish over MQTT for ``duration_s``. Then it waits until every acknowledged reading is
+stored, compares each box's kWh as stored with what its meter measured, prints the write
+operations made versus one per reading, and stops everything it started, also on Ctrl-C,
+SIGTERM or a failure.
+
+The metered truth never comes from the consumer: each box's spool says which readings it took
+and its last register, and the raw stream (plain GetRecords, deduplicated on (device_id, seq))
+holds the first register.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
-from consumer.loadgen import Fleet, run_live
-from consumer.localaws import LocalAws
+from consumer.localaws import LocalAws, port_free
 from consumer.report import energy_by_device, metric_sum, samples_by_device, scan_aggregates, scrape, write_summary
 from consumer.settings import Settings
-from consumer.stack import ConsumerProcess, wait_until
+from consumer.stack import (
+    ChildProcess,
+    ConsumerProcess,
+    DeviceTruth,
+    Simulation,
+    fleet_truth,
+    issue_certificates,
+    read_spools,
+    read_stream,
+    start_bridge,
+    wait_until,
+)
+from readings.errors import WattstreamError
 
 TOLERANCE_WH = 0.01
+MQTT_PORT = 8883
+# Simulated boxes read their meter every 10 simulated seconds and their clocks run 10x faster
+# than the wall clock: one reading per box and real second, 20 simulated minutes in two real
+# ones. A message closes after 2 simulated minutes (12 readings), or at 50 readings / 5 KB.
+INTERVAL_S = 10.0
+SPEED = 10.0
+MAX_WAIT_S = 120.0
+DRAIN_S = 60.0
+
+
+def _say(text: str) -> None:
+    click.echo(text, err=True)
+
+
+def _raise_on_sigterm(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt  # run the finally blocks: stop every child we started
 
 
 def run_demo(devices: int, duration_s: float, max_age_s: float, work_dir: Path = Path(".local/demo")) -> int:
+    work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
-    aws = LocalAws(log_dir=work_dir)
-    click.echo("starting kinesis-mock and moto ...", err=True)
-    aws.start()
-    consumer: ConsumerProcess | None = None
+    for stale in ("spool", "mosquitto", "logs", "metrics", "consumer"):
+        shutil.rmtree(work_dir / stale, ignore_errors=True)  # every run starts from fresh boxes
+    logs = work_dir / "logs"
+    from consumer.logs import configure
+
+    configure("WARNING")  # the demo's own library logs: warnings only, JSON on stderr
+    previous_sigterm = signal.signal(signal.SIGTERM, _raise_on_sigterm)
+    saved_env = dict(os.environ)
+    aws = LocalAws(log_dir=logs)
+    broker = bridge = consumer = sim = None
     try:
-        os.environ.update(aws.env)
-        env = {**aws.env, "WATTSTREAM_MAX_AGE_S": str(max_age_s), "WATTSTREAM_WORK_DIR": str(work_dir),
-               "WATTSTREAM_METRICS_DIR": str(work_dir / "metrics"), "WATTSTREAM_FAILOVER_TIME_MS": "5000"}
+        _say("starting kinesis-mock and moto ...")
+        aws.start()
+        env = {
+            **aws.env,
+            "WATTSTREAM_MAX_AGE_S": str(max_age_s),
+            "WATTSTREAM_WORK_DIR": str(work_dir / "consumer"),
+            "WATTSTREAM_METRICS_DIR": str(work_dir / "metrics"),
+            "WATTSTREAM_FAILOVER_TIME_MS": "5000",
+            # the simulated clocks run ahead of the wall clock: accept readings that far ahead
+            "WATTSTREAM_FUTURE_TOLERANCE_S": str(int(duration_s * SPEED + 600)),
+            "WATTSTREAM_KCL_EXTRA_PROPERTIES": os.environ.get(
+                "WATTSTREAM_KCL_EXTRA_PROPERTIES",
+                '{"leaseAssignmentIntervalMillis": "1000", "shardSyncIntervalMillis": "1000"}'),
+        }
         os.environ.update(env)
         settings = Settings()
         from consumer.provision import provision
 
         provision(settings)
-        click.echo(f"starting the consumer (log: {work_dir / 'consumer.log'}) ...", err=True)
-        consumer = ConsumerProcess(env, work_dir / "consumer.log", settings.metrics_port).start()
 
-        fleet = Fleet(devices)
-        click.echo(f"{devices} simulated boxes send a reading a second for {duration_s:.0f} s ...", err=True)
-        started = time.monotonic()
-        run_live(settings.client("kinesis"), settings.stream_name, fleet, duration_s, readings_per_message=5)
-        truth = fleet.truth()
-        produced = sum(n for n, _ in truth.values())
-        click.echo(f"sent {produced} readings in {time.monotonic() - started:.0f} s; waiting for the last flush ...",
-                   err=True)
-        wait_until(
-            lambda: metric_sum(scrape(consumer.metrics_url), "wattstream_readings_stored_total") >= produced,
-            timeout_s=max_age_s * 3 + 120,
-            what="every reading stored",
-        )
+        things = [f"box-{i:04d}" for i in range(1, devices + 1)]
+        cert_dir = issue_certificates(work_dir / "certs", things)
+        from bridge import broker as broker_lib
+
+        port = MQTT_PORT if port_free("127.0.0.1", MQTT_PORT) else broker_lib.free_port()
+        broker = broker_lib.start(work_dir / "mosquitto", cert_dir, port=port)
+        _say(f"Mosquitto (mutual TLS + ACL) on :{port}, certificates in {cert_dir}")
+        bridge = start_bridge(port, cert_dir, settings.stream_name, env, logs / "bridge.log")
+        _say(f"starting the bridge and the consumer (logs in {logs}) ...")
+        consumer = ConsumerProcess(env, logs / "consumer.log", settings.metrics_port).start()
+
+        sim = Simulation(devices, duration_s, port, cert_dir, work_dir / "spool", logs, interval_s=INTERVAL_S,
+                         speed=SPEED, max_wait_s=MAX_WAIT_S, drain_s=DRAIN_S).start()
+        _say(f"{devices} simulated boxes publish over MQTT for {duration_s:.0f} s "
+             f"(a reading every {INTERVAL_S:.0f} simulated s, clocks {SPEED:.0f}x fast) ...")
+        fleet = sim.wait()
+        _say(f"boxes acknowledged {fleet['readings_acked']} readings in {fleet['messages_acked']} messages "
+             f"({fleet['readings_per_message']} readings, {fleet['mean_message_bytes']:.0f} B per message); "
+             f"{fleet['spooled_left']} left in the spools")
+
+        spools = read_spools(work_dir / "spool")
+        found: dict[str, Any] = {}
+
+        def on_stream() -> bool:
+            found["truth"], found["problems"] = fleet_truth(spools, read_stream(settings.client("kinesis"),
+                                                                                 settings.stream_name))
+            return not found["problems"]
+
+        try:
+            wait_until(on_stream, 60, 1.0, "every acknowledged reading on the stream")
+        except TimeoutError:
+            pass
+        truth: dict[str, DeviceTruth] = found["truth"]
+        problems: list[str] = found["problems"]
+        for problem in problems[:20]:
+            _say(f"  ! {problem}")
+        expected = sum(t.readings for t in truth.values())
+        _say(f"waiting until the consumer stored all {expected} readings ...")
+        try:
+            wait_until(
+                lambda: metric_sum(scrape(consumer.metrics_url), "wattstream_readings_stored_total") >= expected,
+                timeout_s=max_age_s * 3 + 120, interval_s=1.0, what="every reading stored",
+            )
+        except TimeoutError as exc:
+            _say(f"  ! {exc}")
         summary = write_summary(scrape(consumer.metrics_url))
         consumer.stop()
 
         items = scan_aggregates(settings.client("dynamodb"), settings.aggregates_table)
-        energy, samples = energy_by_device(items), samples_by_device(items)
-        return _print(truth, energy, samples, summary)
+        bad = _print(truth, energy_by_device(items), samples_by_device(items), summary)
+        return 1 if bad or problems or not truth else 0
+    except (WattstreamError, RuntimeError, TimeoutError) as exc:
+        _say(f"demo failed: {exc}")
+        return 2
     finally:
-        if consumer is not None:
-            consumer.stop()
-        aws.stop()
+        signal.signal(signal.SIGTERM, _raise_on_sigterm)  # a second SIGTERM must not skip the cleanup
+        _stop_all(sim, bridge, consumer, broker, aws)
+        signal.signal(signal.SIGTERM, previous_sigterm)
+        os.environ.clear()
+        os.environ.update(saved_env)
 
 
-def _print(truth: dict[str, tuple[int, float]], energy: dict[str, float], samples: dict[str, int],
+def _stop_all(sim: Simulation | None, bridge: ChildProcess | None, consumer: ConsumerProcess | None,
+              broker: Any, aws: LocalAws) -> None:
+    """Stop what was started, in order, each by its PID; one failure does not skip the rest."""
+    steps = [
+        ("boxes", lambda: sim.child.stop(timeout_s=15) if sim and sim.child else None),
+        ("bridge", lambda: bridge.stop() if bridge else None),
+        ("consumer", lambda: consumer.stop() if consumer else None),
+        ("Mosquitto", lambda: _stop_broker(broker)),
+        ("emulators", aws.stop),
+    ]
+    for name, step in steps:
+        for _ in range(3):  # an impatient second Ctrl-C only restarts the current step
+            try:
+                step()
+                break
+            except KeyboardInterrupt:
+                continue
+            except Exception as exc:  # noqa: BLE001 - keep stopping the others
+                _say(f"could not stop the {name}: {exc}")
+                break
+    _say("stopped everything the demo started")
+
+
+def _stop_broker(broker: Any) -> None:
+    if broker is not None:
+        from bridge import broker as broker_lib
+
+        broker_lib.stop(broker)
+
+
+def _print(truth: dict[str, DeviceTruth], energy: dict[str, float], samples: dict[str, int],
            summary: dict[str, float]) -> int:
-    click.echo(f"\n{'device':<12}{'kWh stored':>12}{'kWh metered':>13}{'samples':>9}  check")
+    click.echo(f"\n{'device':<12}{'kWh stored':>12}{'kWh metered':>13}{'samples':>9}{'readings':>10}  check")
     bad = 0
-    for device_id, (readings, true_wh) in sorted(truth.items()):
+    for device_id, t in sorted(truth.items()):
         stored_wh = energy.get(device_id, 0.0)
-        ok = abs(stored_wh - true_wh) <= TOLERANCE_WH and samples.get(device_id) == readings
+        ok = abs(stored_wh - t.energy_wh) <= TOLERANCE_WH and samples.get(device_id) == t.readings
         bad += not ok
-        click.echo(f"{device_id:<12}{stored_wh / 1000:>12.4f}{true_wh / 1000:>13.4f}{samples.get(device_id, 0):>9}  "
-                   f"{'ok' if ok else 'MISMATCH'}")
+        click.echo(f"{device_id:<12}{stored_wh / 1000:>12.4f}{t.energy_wh / 1000:>13.4f}"
+                   f"{samples.get(device_id, 0):>9}{t.readings:>10}  {'ok' if ok else 'MISMATCH'}")
+    extra = sorted(set(energy) - set(truth))
+    for device_id in extra:
+        bad += 1
+        click.echo(f"{device_id:<12}{energy[device_id] / 1000:>12.4f}{'-':>13}{samples.get(device_id, 0):>9}"
+                   f"{'-':>10}  NOT A BOX")
     readings = summary["readings_stored"]
-    click.echo(f"\nreadings stored       {readings:>10.0f}")
+    click.echo(f"\ntotal kWh stored      {sum(energy.values()) / 1000:>10.3f}   "
+               f"metered {sum(t.energy_wh for t in truth.values()) / 1000:.3f}")
+    click.echo(f"readings stored       {readings:>10.0f}")
+    click.echo(f"records (messages)    {summary['records']:>10.0f}")
     click.echo(f"batches flushed       {summary['batches']:>10.0f}")
     click.echo(f"DynamoDB item writes  {summary['dynamodb_writes']:>10.0f}")
     click.echo(f"S3 puts               {summary['s3_puts']:>10.0f}")
@@ -85,5 +213,6 @@ def _print(truth: dict[str, tuple[int, float]], energy: dict[str, float], sample
     click.echo(f"write operations      {summary['write_operations']:>10.0f}   "
                f"(one per reading: {readings:.0f}; {summary['reduction_vs_one_per_reading']:.1f}x fewer, "
                f"{summary['writes_per_1000_readings']:.1f} per 1,000 readings)")
-    click.echo(f"\n{len(truth) - bad}/{len(truth)} devices match their meters" + ("" if not bad else " - FAILED"))
-    return 1 if bad else 0
+    click.echo(f"\n{len(truth) - bad + len(extra)}/{len(truth)} devices match their meters"
+               + ("" if not bad else " - FAILED"))
+    return bad

@@ -32,6 +32,7 @@ FLUSH_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 DDB_WRITES = Counter(f"{NS}_dynamodb_writes", "DynamoDB items written.", ["table"])
+DDB_WCU = Counter(f"{NS}_dynamodb_consumed_wcu", "Write capacity units the item writes consumed.")
 DDB_SKIPPED = Counter(f"{NS}_dynamodb_writes_skipped", "Item writes skipped: an earlier attempt had applied them.")
 S3_PUTS = Counter(f"{NS}_s3_puts", "S3 objects written.", ["kind"])
 CHECKPOINTS = Counter(f"{NS}_checkpoints", "KCL checkpoints made after a flush.")

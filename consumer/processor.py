@@ -247,6 +247,7 @@ class ShardProcessor(processor.RecordProcessorBase):
         metrics.DDB_WRITES.labels(self.settings.aggregates_table).inc(applied.items_written)
         metrics.DDB_WRITES.labels(self.settings.state_table).inc()
         metrics.DDB_SKIPPED.inc(applied.items_skipped)
+        metrics.DDB_WCU.inc(applied.consumed_wcu)
         metrics.READINGS_STORED.inc(stats.stored)
         metrics.READINGS_DUPLICATE.inc(stats.duplicates)
         metrics.READINGS_LATE.inc(stats.late)

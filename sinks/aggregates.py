@@ -44,6 +44,8 @@ class ApplyResult:
     items_written: int
     items_skipped: int
     """Items an earlier attempt of the same batch had already written."""
+    consumed_wcu: float = 0.0
+    """Write capacity units DynamoDB reported for the writes."""
 
 
 class AggregateStore:
@@ -100,27 +102,32 @@ class AggregateStore:
                 continue  # only duplicates of this device: nothing to write
             puts.append(self._latest_item(device_id, state, prior.get(device_id), attr, marker))
 
-        written = sum(self._pool.map(lambda item: self._put(item, attr, marker), puts))
-        return ApplyResult(result.stats, written, skipped + len(puts) - written)
+        outcomes = list(self._pool.map(lambda item: self._put(item, attr, marker), puts))
+        written = sum(1 for ok, _ in outcomes if ok)
+        capacity = sum(units for _, units in outcomes)
+        return ApplyResult(result.stats, written, skipped + len(puts) - written, capacity)
 
-    def _put(self, item: dict[str, Any], attr: str, marker: str) -> int:
-        def call() -> None:
-            self._client.put_item(
+    def _put(self, item: dict[str, Any], attr: str, marker: str) -> tuple[bool, float]:
+        """(written, consumed write capacity units) of one conditional put."""
+
+        def call() -> dict[str, Any]:
+            return self._client.put_item(
                 TableName=self._table,
                 Item=encode_item(item),
                 ConditionExpression="attribute_not_exists(#a) OR #a < :m",
                 ExpressionAttributeNames={"#a": attr},
                 ExpressionAttributeValues={":m": {"S": marker}},
+                ReturnConsumedCapacity="TOTAL",
             )
 
         try:
-            with_retries(call, what=f"PutItem {item['device_id']}/{item['bucket']}")
+            response = with_retries(call, what=f"PutItem {item['device_id']}/{item['bucket']}")
         except SinkError as exc:  # the condition failing is data, not an error
             cause = exc.__cause__
             if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return 0
+                return False, 0.0
             raise
-        return 1
+        return True, float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
 
     @staticmethod
     def _aggregate_item(device_id: str, bucket: str, agg: BucketAggregate, attr: str, marker: str) -> dict[str, Any]:

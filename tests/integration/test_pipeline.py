@@ -41,4 +41,5 @@ def test_fifty_thousand_readings_are_stored_once(pipeline) -> None:
     # Batching is the point: far fewer item writes than readings.
     writes = metric_sum(samples, "wattstream_dynamodb_writes_total")
     assert 0 < writes < DEVICES * READINGS_PER_DEVICE / 10
+    assert metric_sum(samples, "wattstream_dynamodb_consumed_wcu_total") >= writes  # >= 1 WCU per item
     assert metric_sum(samples, "wattstream_rejected_total") == 0
