@@ -82,8 +82,6 @@ def run_demo(devices: int, duration_s: float, max_age_s: float, work_dir: Path =
             "WATTSTREAM_WORK_DIR": str(work_dir / "consumer"),
             "WATTSTREAM_METRICS_DIR": str(work_dir / "metrics"),
             "WATTSTREAM_FAILOVER_TIME_MS": "5000",
-            # the simulated clocks run ahead of the wall clock: accept readings that far ahead
-            "WATTSTREAM_FUTURE_TOLERANCE_S": str(int(duration_s * SPEED + 600)),
             "WATTSTREAM_KCL_EXTRA_PROPERTIES": os.environ.get(
                 "WATTSTREAM_KCL_EXTRA_PROPERTIES",
                 '{"leaseAssignmentIntervalMillis": "1000", "shardSyncIntervalMillis": "1000"}'),
