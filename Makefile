@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := mosquitto mosquitto-clients prometheus
+APT_PACKAGES := mosquitto mosquitto-clients prometheus docker-compose
 
 .PHONY: install demo test test-unit bench clean apt check-deploy
 

@@ -1,0 +1,39 @@
+# The box image: `wattstream device run` (one box), `wattstream device simulate` (a virtual
+# fleet), `wattstream bridge` (the local IoT Core rule) and `wattstream certs`. No Java.
+#
+#   docker build -f docker/device.Dockerfile -t wattstream-device .          # from the repo root
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/wattstream
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY readings ./readings
+COPY batcher ./batcher
+COPY sinks ./sinks
+COPY consumer ./consumer
+COPY device ./device
+COPY bridge ./bridge
+# amazon-kclpy is a dependency of the package, and its build fetches the KCL jars; nothing in
+# this image runs the daemon, so the jars (tens of MB) are dropped.
+RUN /opt/wattstream/bin/pip install . \
+ && rm -f /opt/wattstream/lib/python3.11/site-packages/amazon_kclpy/jars/*.jar
+
+FROM ${PYTHON_IMAGE}
+RUN groupadd --system --gid 10001 wattstream \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/wattstream --no-create-home \
+      --shell /usr/sbin/nologin wattstream \
+ && mkdir -p /var/lib/wattstream \
+ && chown -R 10001:10001 /var/lib/wattstream && chmod 1777 /tmp
+COPY --from=build /opt/wattstream /opt/wattstream
+ENV PATH=/opt/wattstream/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+# Relative defaults (.local/spool, .local/certs) land in the volume.
+WORKDIR /var/lib/wattstream
+VOLUME ["/var/lib/wattstream"]
+USER 10001:10001
+# Exec form, so SIGTERM reaches the box, which drains its spool and stops.
+CMD ["wattstream", "device", "run"]
