@@ -10,8 +10,6 @@ import importlib.util
 
 import click
 
-from readings.errors import WattstreamError
-
 EPILOG = """\b
 Quick start on this machine (no Docker):
   wattstream local-aws &          # Kinesis on :4568, DynamoDB/S3/CloudWatch/SNS on :4566
@@ -47,13 +45,6 @@ for _module, _attr in (
     ("device.cli", "certs"),
 ):
     _add(_module, _attr)
-
-
-def run() -> None:
-    try:
-        main(standalone_mode=True)
-    except WattstreamError as exc:  # pragma: no cover - click already handles its own
-        raise click.ClickException(str(exc)) from exc
 
 
 if __name__ == "__main__":
