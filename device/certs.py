@@ -137,12 +137,14 @@ def issue(
     common_name: str,
     *,
     server: bool = False,
+    server_names: tuple[str, ...] = (),
     now: dt.datetime | None = None,
 ) -> Identity:
     """Issue a leaf certificate signed by the CA of ``layout`` and write it to ``target``.
 
-    A server certificate carries SAN ``localhost`` and ``127.0.0.1`` and the serverAuth usage;
-    a client certificate (device, bridge) the clientAuth usage and its CN as a DNS SAN.
+    A server certificate carries SAN ``localhost``, ``127.0.0.1``, ``::1`` and each of
+    ``server_names`` (host names or IP addresses the broker is reached by) and the serverAuth
+    usage; a client certificate (device, bridge) the clientAuth usage and its CN as a DNS SAN.
     """
     ca_cert, ca_key = _load(layout.ca)
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -152,6 +154,7 @@ def issue(
             x509.DNSName("localhost"),
             x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
             x509.IPAddress(ipaddress.ip_address("::1")),
+            *(_san(name) for name in server_names),
         ]
         usage = ExtendedKeyUsageOID.SERVER_AUTH
     else:
@@ -178,12 +181,22 @@ def issue(
     return target
 
 
-def init_authority(root: Path, *, force: bool = False) -> CertLayout:
-    """CA + server + bridge certificates in ``root``; an existing CA is kept unless ``force``."""
+def _san(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def init_authority(root: Path, *, force: bool = False, server_names: tuple[str, ...] = ()) -> CertLayout:
+    """CA + server + bridge certificates in ``root``; an existing CA is kept unless ``force``.
+
+    ``server_names`` are further names of the broker (``mosquitto`` in docker compose).
+    """
     layout = CertLayout(root)
     if force or not layout.ca.cert_path.exists():
         create_ca(layout)
-    issue(layout, layout.server, "localhost", server=True)
+    issue(layout, layout.server, "localhost", server=True, server_names=server_names)
     issue(layout, layout.bridge, BRIDGE_IDENTITY)
     return layout
 

@@ -207,14 +207,19 @@ _dir_option = click.option(
 @certs.command("init")
 @_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing CA (every old certificate stops working).")
-def certs_init(cert_dir: Path, force: bool) -> None:
+@click.option("--server-name", "server_names", multiple=True,
+              help="Another host name or IP of the broker for its certificate (repeatable).")
+def certs_init(cert_dir: Path, force: bool, server_names: tuple[str, ...]) -> None:
     """Create the CA (kept if present), the server certificate and the bridge identity.
 
+    The broker's certificate names localhost, 127.0.0.1 and ::1, plus each --server-name.
+
     \b
-    Example:
+    Examples:
       wattstream certs init --dir .local/certs
+      wattstream certs init --server-name mosquitto --server-name 192.0.2.10
     """
-    layout = certs_lib.init_authority(cert_dir, force=force)
+    layout = certs_lib.init_authority(cert_dir, force=force, server_names=server_names)
     for name, identity in (("ca", layout.ca), ("server", layout.server), ("bridge", layout.bridge)):
         click.echo(f"{name}: {identity.cert_path}")
 

@@ -12,7 +12,8 @@ dir="${CERT_DIR:-/certs}"
 devices="${DEVICES:-20}"
 prefix="${DEVICE_PREFIX:-box-}"
 
-wattstream certs init --dir "$dir"
+# The broker is reached as `mosquitto` on the compose network.
+wattstream certs init --dir "$dir" --server-name "${BROKER_HOST:-mosquitto}"
 
 things=""
 i=1

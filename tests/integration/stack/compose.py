@@ -154,6 +154,8 @@ class NativeRewrite:
     ports: dict[int, int] = field(default_factory=dict)
     aws_env: dict[str, str] = field(default_factory=dict)
     overrides: dict[str, str] = field(default_factory=dict)
+    hosts: dict[str, str] = field(default_factory=dict)
+    """Service names the commands connect to -> the address that serves them here."""
 
     def path_map(self, service: dict[str, Any]) -> list[tuple[str, Path]]:
         mapping = []
@@ -185,7 +187,7 @@ class NativeRewrite:
                 return str(host) + text[len(target):]
         if text.isdigit() and int(text) in self.ports:
             return str(self.ports[int(text)])
-        return text
+        return self.hosts.get(text, text)
 
     def command(self, service: dict[str, Any]) -> list[str]:
         dockerfile = dockerfile_of(service)

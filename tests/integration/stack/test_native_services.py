@@ -65,6 +65,8 @@ def test_compose_services_run_natively(aws_env: dict[str, str], tmp_path: Path, 
     rewrite = NativeRewrite(
         volumes_root=tmp_path / "volumes",
         ports={8883: broker_port, 9108: consumer_port, 9109: bridge_port},
+        # The broker certificate names 127.0.0.1 too, so TLS host-name checks still pass.
+        hosts={"mosquitto": "127.0.0.1"},
         aws_env=aws_env,
         overrides={
             # Own names, so this test shares nothing with others on the same emulators.

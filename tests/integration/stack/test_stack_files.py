@@ -81,11 +81,16 @@ def test_compose_services_reference_what_exists() -> None:
     assert consumer_env["WATTSTREAM_METRICS_PORT"] == "9108"
     bridge_cmd = services["bridge"]["command"]
     assert bridge_cmd[bridge_cmd.index("--metrics-port") + 1] == "9109"
-    assert services["bridge"]["network_mode"] == "service:mosquitto"
+    # The broker certificate names the service the clients connect to.
+    certs_script = (REPO / "docker" / "tls" / "issue-certs.sh").read_text()
+    for client in ("bridge", "devices"):
+        cmd = services[client]["command"]
+        host = cmd[cmd.index("--host") + 1]
+        assert host == "mosquitto" and f'--server-name "${{BROKER_HOST:-{host}}}"' in certs_script
     prometheus = yaml.safe_load((REPO / "docker" / "prometheus" / "prometheus.yml").read_text())
     targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in prometheus["scrape_configs"]}
     assert targets["consumer"] == ["consumer:9108"]
-    assert targets["bridge"] == ["mosquitto:9109"]
+    assert targets["bridge"] == ["bridge:9109"]
 
 
 def test_every_wattstream_setting_named_exists() -> None:

@@ -45,3 +45,10 @@ def test_init_keeps_an_existing_ca_and_issue_is_idempotent(tmp_path: Path) -> No
     assert first.read_bytes() == before
     a = issue_device(tmp_path, "box-1").cert_path.read_bytes()
     assert issue_device(tmp_path, "box-1").cert_path.read_bytes() == a
+
+
+def test_extra_server_names_reach_the_broker_certificate(tmp_path: Path) -> None:
+    layout = init_authority(tmp_path, server_names=("mosquitto", "192.0.2.10"))
+    san = load(layout.server.cert_path).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {"localhost", "mosquitto"} <= set(san.get_values_for_type(x509.DNSName))
+    assert ipaddress.ip_address("192.0.2.10") in san.get_values_for_type(x509.IPAddress)
