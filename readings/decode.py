@@ -23,6 +23,7 @@ from readings.errors import Reason
 from readings.models import SCHEMA_VERSION, Reading, WireReading, to_ts_ms
 
 DEFAULT_FUTURE_TOLERANCE_MS = 5 * 60 * 1000
+DEFAULT_MAX_AGE_MS = 35 * 24 * 3600 * 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +68,8 @@ def _reading_reason(exc: ValidationError) -> tuple[Reason, str]:
         # range, and so is a negative seq (a counter, not a measurement).
         if value < 0 and first.get("ctx", {}).get("ge") == 0 and where != "seq":
             return Reason.NEGATIVE_VALUE, f"{where}: {value} < 0"
+    if kind in ("less_than_equal", "greater_than_equal") and where != "seq":
+        return Reason.OUT_OF_RANGE, f"{where}: {first.get('input')!r} outside {first.get('ctx', {})}"
     return Reason.SCHEMA_VIOLATION, f"{where}: {first['msg']}"
 
 
@@ -75,16 +78,17 @@ def decode_record(
     *,
     fallback_received_ms: int,
     future_tolerance_ms: int = DEFAULT_FUTURE_TOLERANCE_MS,
+    max_age_ms: int = DEFAULT_MAX_AGE_MS,
 ) -> Decoded:
     """Validate one record as the topic rule delivers it.
 
     ``fallback_received_ms`` (the record's Kinesis arrival time) stands in for ``received_ms``
-    when the rule did not add one.
+    when the rule did not add one. Never raises: whatever the bytes, the answer is data.
     """
     try:
         doc = _loads(data)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return Decoded(None, rejections=[Rejection(Reason.INVALID_JSON, str(exc)[:200])])
+    except Exception as exc:  # noqa: BLE001 - ValueError, UnicodeDecodeError, RecursionError, ...
+        return Decoded(None, rejections=[Rejection(Reason.INVALID_JSON, f"{type(exc).__name__}: {exc}"[:200])])
     if not isinstance(doc, dict):
         return Decoded(None, rejections=[Rejection(Reason.INVALID_JSON, "not a JSON object")])
     # JSON true would compare equal to 1 in Python; it is not a version number.
@@ -108,6 +112,7 @@ def decode_record(
     if not isinstance(received_ms, int) or isinstance(received_ms, bool):
         received_ms = fallback_received_ms
     latest_ok_ms = received_ms + future_tolerance_ms
+    earliest_ok_ms = received_ms - max_age_ms
 
     out = Decoded(device_id)
     for index, raw in enumerate(readings):
@@ -124,6 +129,12 @@ def decode_record(
         if ts_ms > latest_ok_ms:
             detail = f"ts {ts_ms} is {(ts_ms - received_ms) / 1000:.0f} s after receipt"
             out.rejections.append(Rejection(Reason.FUTURE_TIMESTAMP, detail, index, raw))
+            continue
+        if ts_ms < earliest_ok_ms:
+            # A box whose clock never synced (1970) would otherwise spread one register step
+            # over decades of hourly buckets.
+            detail = f"ts {ts_ms} is {(received_ms - ts_ms) / 86_400_000:.0f} days before receipt"
+            out.rejections.append(Rejection(Reason.STALE_TIMESTAMP, detail, index, raw))
             continue
         out.readings.append(
             Reading(

@@ -33,6 +33,10 @@ class Reason(StrEnum):
     """A register, power, voltage or current is below zero."""
     FUTURE_TIMESTAMP = "future_timestamp"
     """The reading's ``ts`` lies too far after the moment the rule received it."""
+    STALE_TIMESTAMP = "stale_timestamp"
+    """The reading's ``ts`` lies further before its receipt than any spool keeps readings."""
+    OUT_OF_RANGE = "out_of_range"
+    """A number beyond what any meter reports (and what the store can sum)."""
 
 
 class WattstreamError(Exception):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 TOPIC_PREFIX = "energy/consumption/"
@@ -30,7 +30,18 @@ def _json_number(value: object) -> object:
     return value
 
 
-Finite = Annotated[float, BeforeValidator(_json_number), Field(allow_inf_nan=False)]
+def _micro(value: float) -> float:
+    # Micro-units are far below any meter's resolution, and rounding keeps every stored sum
+    # inside DynamoDB's number range (a value like 1e-200 would not fit).
+    return round(value, 6)
+
+
+Finite = Annotated[float, BeforeValidator(_json_number), Field(allow_inf_nan=False), AfterValidator(_micro)]
+
+# Upper bounds no real meter reaches; they keep every value and sum storable.
+MAX_REGISTER_WH = 1e13
+MAX_POWER_W = 1e9
+MAX_ELECTRICAL = 1e6
 
 
 class WireReading(BaseModel):
@@ -40,10 +51,10 @@ class WireReading(BaseModel):
 
     seq: Annotated[int, Field(ge=0, strict=True)]
     ts: AwareDatetime
-    energy_wh: Annotated[Finite, Field(ge=0)]
-    power_w: Annotated[Finite, Field(ge=0)] | None = None
-    voltage_v: Annotated[Finite, Field(ge=0)] | None = None
-    current_a: Annotated[Finite, Field(ge=0)] | None = None
+    energy_wh: Annotated[Finite, Field(ge=0, le=MAX_REGISTER_WH)]
+    power_w: Annotated[Finite, Field(ge=0, le=MAX_POWER_W)] | None = None
+    voltage_v: Annotated[Finite, Field(ge=0, le=MAX_ELECTRICAL)] | None = None
+    current_a: Annotated[Finite, Field(ge=0, le=MAX_ELECTRICAL)] | None = None
     pf: Annotated[Finite, Field(ge=-1, le=1)] | None = None
 
 

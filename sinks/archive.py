@@ -8,6 +8,7 @@ very same bytes to the very same key, so every record lands in the archive exact
 from __future__ import annotations
 
 import gzip
+import json
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
 
@@ -34,13 +35,29 @@ def dead_letter_key(shard_id: str, first_seq: str, last_seq: str, arrival_ms: in
     return f"{DEAD_LETTER_PREFIX}/dt={day}/hour={hour}/shard={shard_id}/{first_seq}-{last_seq}.jsonl.gz"
 
 
+def _line(line: Mapping[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(line)
+    except TypeError:
+        # A rejected reading can hold what orjson refuses (a lone surrogate in a string, a
+        # NaN the stdlib parser let through): escape it rather than lose the dead letter.
+        return json.dumps(line, ensure_ascii=True, default=repr).encode("ascii")
+
+
 def encode_lines(lines: Iterable[Mapping[str, Any]]) -> bytes:
-    body = b"".join(orjson.dumps(line) + b"\n" for line in lines)
+    body = b"".join(_line(line) + b"\n" for line in lines)
     return gzip.compress(body, compresslevel=6, mtime=0)
 
 
+def _parse(line: bytes) -> dict[str, Any]:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)  # the escaped lines of _line
+
+
 def decode_lines(blob: bytes) -> list[dict[str, Any]]:
-    return [orjson.loads(line) for line in gzip.decompress(blob).splitlines() if line]
+    return [_parse(line) for line in gzip.decompress(blob).splitlines() if line]
 
 
 class Archive:

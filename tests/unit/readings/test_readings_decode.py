@@ -123,8 +123,6 @@ class TestReadingRejected:
     @pytest.mark.parametrize(
         "fields",
         [
-            {"pf": -1.5},  # out of range, not a "negative value"
-            {"pf": 1.5},
             {"seq": -1},  # a counter, not a measurement
             {"seq": 1.0},
             {"seq": "1021"},
@@ -137,6 +135,19 @@ class TestReadingRejected:
     )
     def test_schema_violation(self, record, wire_reading, fields: dict) -> None:
         assert reasons(decode(record(wire_reading(**fields)))) == [(Reason.SCHEMA_VIOLATION, 0)]
+
+    @pytest.mark.parametrize(
+        "fields",
+        [
+            {"pf": -1.5},  # out of range, not a "negative value"
+            {"pf": 1.5},
+            {"energy_wh": 1e200},  # would not fit DynamoDB's number range
+            {"power_w": 5e9},
+            {"voltage_v": 1e7},
+        ],
+    )
+    def test_out_of_range(self, record, wire_reading, fields: dict) -> None:
+        assert reasons(decode(record(wire_reading(**fields)))) == [(Reason.OUT_OF_RANGE, 0)]
 
     def test_reading_that_is_not_an_object(self, record, wire_reading) -> None:
         decoded = decode(record(wire_reading(seq=1), [1, 2]))
