@@ -110,13 +110,21 @@ class AggregateStore:
     def _put(self, item: dict[str, Any], attr: str, marker: str) -> tuple[bool, float]:
         """(written, consumed write capacity units) of one conditional put."""
 
+        # UpdateItem, not PutItem: the item keeps the markers of other shards (a device moves
+        # to a child shard when its shard is split), so a late writer of the parent shard is
+        # still refused by its own marker.
+        values = encode_item({k: v for k, v in item.items() if k not in ("device_id", "bucket", attr)})
+        names = {f"#f{i}": name for i, name in enumerate(values)}
+        update = "SET #a = :m, " + ", ".join(f"#f{i} = :f{i}" for i in range(len(values)))
+
         def call() -> dict[str, Any]:
-            return self._client.put_item(
+            return self._client.update_item(
                 TableName=self._table,
-                Item=encode_item(item),
+                Key={"device_id": {"S": item["device_id"]}, "bucket": {"S": item["bucket"]}},
+                UpdateExpression=update,
                 ConditionExpression="attribute_not_exists(#a) OR #a < :m",
-                ExpressionAttributeNames={"#a": attr},
-                ExpressionAttributeValues={":m": {"S": marker}},
+                ExpressionAttributeNames={**names, "#a": attr},
+                ExpressionAttributeValues={**{f":f{i}": v for i, v in enumerate(values.values())}, ":m": {"S": marker}},
                 ReturnConsumedCapacity="TOTAL",
             )
 

@@ -60,34 +60,25 @@ class ManifestStore:
         item = response.get("Item")
         return None if item is None else Manifest(**decode_item(item))
 
-    def claim(self, shard_id: str, owner: str, attempts: int = 5) -> Manifest:
-        """Take the shard for ``owner``: the returned manifest carries the new epoch."""
-        for _ in range(attempts):
-            current = self.read(shard_id)
-            epoch = 0 if current is None else current.epoch
-            try:
-                with_retries(
-                    lambda: self._client.update_item(
-                        TableName=self._table,
-                        Key={"shard_id": {"S": shard_id}},
-                        UpdateExpression="SET epoch = :new, #o = :owner",
-                        ConditionExpression="attribute_not_exists(shard_id) OR epoch = :old",
-                        ExpressionAttributeNames={"#o": "owner"},
-                        ExpressionAttributeValues={
-                            ":new": {"N": str(epoch + 1)},
-                            ":old": {"N": str(epoch)},
-                            ":owner": {"S": owner},
-                        },
-                    ),
-                    what="claim manifest",
-                )
-            except Exception as exc:
-                if _condition_failed(exc):
-                    continue  # another worker claimed between our read and write: read again
-                raise
-            base = current or Manifest(shard_id, 0, owner)
-            return Manifest(**{**_fields(base), "epoch": epoch + 1, "owner": owner})
-        raise FencedError(f"{shard_id}: could not claim the shard in {attempts} attempts")
+    def claim(self, shard_id: str, owner: str) -> Manifest:
+        """Take the shard for ``owner``: the returned manifest carries the new epoch.
+
+        One atomic update raises the epoch and returns the item as it is after it, so a batch a
+        zombie began just before is seen (and replayed), and one it begins just after is refused.
+        """
+        response = with_retries(
+            lambda: self._client.update_item(
+                TableName=self._table,
+                Key={"shard_id": {"S": shard_id}},
+                UpdateExpression="SET epoch = if_not_exists(epoch, :zero) + :one, #o = :owner",
+                ExpressionAttributeNames={"#o": "owner"},
+                ExpressionAttributeValues={":zero": {"N": "0"}, ":one": {"N": "1"}, ":owner": {"S": owner}},
+                ReturnValues="ALL_NEW",
+            ),
+            what="claim manifest",
+        )
+        item = decode_item(response["Attributes"])
+        return Manifest(**{name: item[name] for name in Manifest.__slots__ if name in item})
 
     def begin_batch(self, claimed: Manifest, **batch: Any) -> Manifest:
         """Record the batch about to be written; ``FencedError`` if the shard was claimed since."""

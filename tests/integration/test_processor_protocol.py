@@ -152,3 +152,25 @@ def test_zombie_writes_after_the_new_owner_moved_on_change_nothing(pipeline, set
     with pytest.raises(FencedError):
         store.apply(SHARD, records[15].sequence_number, readings)
     assert stored_aggregates(pipeline.aggregates()) == before
+
+
+def test_a_parent_shard_writer_arriving_after_the_child_shard_is_refused(pipeline, settings: Settings) -> None:
+    """Resharding: the device's items keep the parent's marker when the child shard writes."""
+    records, payloads = make_records(rounds=4)
+    store = AggregateStore(settings.client("dynamodb"), settings.aggregates_table, settings.register_rules)
+    readings = [[r for r in decode_record(rec.binary_data, fallback_received_ms=RECEIVED_MS).readings]
+                for rec in records]
+    first_half = [r for rs in readings[:16] for r in rs]
+    second_half = [r for rs in readings[16:] for r in rs]
+    store.apply("shardId-parent", records[15].sequence_number, first_half)
+    store.apply("shardId-child", records[31].sequence_number, second_half)
+    expected = stored_aggregates(pipeline.aggregates())
+    assert_same_aggregates(expected, expected_aggregates(payloads))
+
+    # A stalled worker of the parent shard writes the parent's batch again, late: the markers
+    # of the parent survived the child's writes, so every write is refused.
+    late = store.apply("shardId-parent", records[15].sequence_number, first_half)
+    assert late.items_written == 0 and late.items_skipped > 0
+    items = pipeline.aggregates()
+    assert stored_aggregates(items) == expected
+    assert all("applied#shardId-parent" in i for i in items if i["bucket"] == "latest")
