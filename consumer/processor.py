@@ -26,6 +26,7 @@ ends the process instead; the daemon restarts the shard and the manifest drives 
 from __future__ import annotations
 
 import base64
+import functools
 import os
 import socket
 import time
@@ -43,7 +44,7 @@ from consumer import metrics
 from consumer.settings import Settings
 from readings import Reading, Rejection, decode_record
 from readings.errors import FencedError, WattstreamError
-from sinks.aggregates import AggregateStore
+from sinks.aggregates import AggregateStore, ApplyResult
 from sinks.archive import Archive, dead_letter_key, raw_key
 from sinks.manifest import Manifest, ManifestStore
 
@@ -87,6 +88,26 @@ class PendingRecord:
         return lines
 
 
+def _fatal_on_error(callback: Callable[..., None]) -> Callable[..., None]:
+    """End the process on any error of a KCL callback.
+
+    amazon_kclpy swallows exceptions and carries on with the next records, which would
+    checkpoint past records never stored. Exiting instead makes the daemon stop (it exits when
+    a processor dies); the restarted worker replays from the checkpoint and the manifest.
+    """
+
+    @functools.wraps(callback)
+    def guarded(self: ShardProcessor, *args: Any) -> None:
+        try:
+            callback(self, *args)
+        except Exception as exc:
+            metrics.ERRORS.labels("fatal").inc()
+            log.error("processor_failed", callback=callback.__name__, error=repr(exc), exc_info=True)
+            raise SystemExit(EXIT_FLUSH_FAILED) from exc
+
+    return guarded
+
+
 class ShardProcessor(processor.RecordProcessorBase):
     def __init__(
         self,
@@ -109,21 +130,19 @@ class ShardProcessor(processor.RecordProcessorBase):
         self.buffer: BatchBuffer[PendingRecord] = BatchBuffer(settings.batch_policy)
         self._claimed: Manifest | None = None
         self._replay_until: int | None = None
+        self._replay_started = False
         self._fenced = False
+        self._stopped = False
 
     # -- KCL callbacks -------------------------------------------------------------------
 
+    @_fatal_on_error
     def initialize(self, initialize_input: Any) -> None:
         """Called once before any records: claim the shard, look for an interrupted batch."""
         self.shard_id = initialize_input.shard_id
         structlog.contextvars.bind_contextvars(shard=self.shard_id)
-        try:
-            self._claimed = self._manifests.claim(self.shard_id, self._owner)
-        except Exception as exc:
-            # Without a claim there is no fencing and no replay: refuse the shard.
-            metrics.ERRORS.labels("claim_failed").inc()
-            log.error("claim_failed", error=repr(exc), exc_info=True)
-            raise SystemExit(EXIT_FLUSH_FAILED) from exc
+        # Without a claim there is no fencing and no replay: a failure here refuses the shard.
+        self._claimed = self._manifests.claim(self.shard_id, self._owner)
         checkpoint = initialize_input.sequence_number
         if self._claimed.pending_after(checkpoint):
             self._replay_until = int(self._claimed.last_seq or 0)
@@ -134,9 +153,10 @@ class ShardProcessor(processor.RecordProcessorBase):
             replay_until=self._claimed.last_seq if self._replay_until is not None else None,
         )
 
+    @_fatal_on_error
     def process_records(self, process_records_input: Any) -> None:
         """Called for every poll, with records or without (so a quiet shard still flushes)."""
-        if self._fenced:
+        if self._fenced or self._stopped:
             return
         checkpointer = process_records_input.checkpointer
         behind = process_records_input.millis_behind_latest
@@ -148,6 +168,13 @@ class ShardProcessor(processor.RecordProcessorBase):
             metrics.RECORDS.labels(self.shard_id).inc(len(records))
         for record in records:
             seq = int(record.sequence_number)
+            if self._replay_until is not None and not self._replay_started:
+                self._replay_started = True
+                if self._claimed is not None and self._claimed.first_seq not in (None, record.sequence_number):
+                    # Records expired from the stream, or the lease table was reset: the
+                    # rebuilt batch cannot be the interrupted one. Say so loudly.
+                    metrics.ERRORS.labels("replay_mismatch").inc()
+                    log.error("replay_mismatch", expected_first=self._claimed.first_seq, got=record.sequence_number)
             if self._replay_until is not None and seq > self._replay_until:
                 # The interrupted batch ended before this record (or it expired from the
                 # stream): close what was rebuilt, then carry on normally.
@@ -172,11 +199,13 @@ class ShardProcessor(processor.RecordProcessorBase):
             if trigger is not None:
                 self._flush(checkpointer, trigger)
 
+    @_fatal_on_error
     def lease_lost(self, lease_lost_input: Any) -> None:
         """Another worker owns the shard: drop the batch; the new owner replays it."""
         log.info("lease_lost", dropped_records=len(self.buffer))
         self.buffer.drain()
 
+    @_fatal_on_error
     def shard_ended(self, shard_ended_input: Any) -> None:
         """The shard was split or merged: store what is left, then checkpoint its end."""
         self._flush(shard_ended_input.checkpointer, FlushTrigger.SHARD_END)
@@ -184,8 +213,10 @@ class ShardProcessor(processor.RecordProcessorBase):
             shard_ended_input.checkpointer.checkpoint()
             log.info("shard_ended")
 
+    @_fatal_on_error
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
         """The worker is stopping (SIGTERM): flush and checkpoint before the grace runs out."""
+        self._stopped = True
         if self._replay_until is not None:
             # Half a rebuilt batch must not be stored under new boundaries: the next owner
             # replays the interrupted batch whole.
@@ -213,6 +244,8 @@ class ShardProcessor(processor.RecordProcessorBase):
         first, last = batch[0].sequence_number, batch[-1].sequence_number
         started = time.perf_counter()
         key = raw_key(self.shard_id, first, last, batch[0].arrival_ms)
+        # Any other error leaves through _fatal_on_error: the process ends, nothing is
+        # checkpointed past this batch, and the restarted worker replays it.
         try:
             self._manifests.begin_batch(
                 self._claimed, first_seq=first, last_seq=last, records=len(batch), raw_key=key, trigger=str(trigger)
@@ -225,20 +258,32 @@ class ShardProcessor(processor.RecordProcessorBase):
                 metrics.S3_PUTS.labels("dead_letter").inc()
             readings = [reading for r in batch for reading in r.readings]
             applied = self._aggregates.apply(self.shard_id, last, readings)
+        except FencedError as exc:
+            current = self._manifests.read(self.shard_id)
+            if current is not None and (current.epoch, current.owner) == (self._claimed.epoch, self._claimed.owner):
+                # Refused by a newer batch while nobody claimed the shard from us: the store and
+                # the checkpoint disagree. Stopping beats idling on a lease we keep renewing.
+                raise WattstreamError(f"newer data than our own batch, yet the shard is ours: {exc}") from exc
+            self._fence(exc, len(batch))
+            return
+        try:
             self._checkpoint(checkpointer, last)
         except FencedError as exc:
-            self._fenced = True
-            metrics.ERRORS.labels("fenced").inc()
-            log.warning("fenced", reason=str(exc), dropped_records=len(batch))
+            self._fence(exc, len(batch))
             return
-        except Exception as exc:
-            # Anything else (a store down past the retries, a network error, a bug) must not
-            # be swallowed by amazon_kclpy: the next flush would checkpoint past this batch.
-            metrics.ERRORS.labels("flush_failed").inc()
-            log.error("flush_failed", error=repr(exc), first_seq=first, last_seq=last, exc_info=True)
-            raise SystemExit(EXIT_FLUSH_FAILED) from exc
+        try:
+            self._record_flush(trigger, batch, readings, dead, applied, time.perf_counter() - started)
+        except Exception as exc:  # noqa: BLE001 - the batch is stored and checkpointed; only metrics failed
+            log.warning("flush_metrics_failed", error=repr(exc))
 
-        elapsed_s = time.perf_counter() - started
+    def _fence(self, exc: FencedError, dropped_records: int) -> None:
+        self._fenced = True
+        metrics.ERRORS.labels("fenced").inc()
+        log.warning("fenced", reason=str(exc), dropped_records=dropped_records)
+
+    def _record_flush(self, trigger: FlushTrigger, batch: list[PendingRecord], readings: list[Reading],
+                      dead: list[dict[str, Any]], applied: ApplyResult, elapsed_s: float) -> None:
+        first, last = batch[0].sequence_number, batch[-1].sequence_number
         stats = applied.stats
         now_ms = self._clock_ms()
         metrics.BATCHES.labels(str(trigger)).inc()
