@@ -172,9 +172,11 @@ class ShardProcessor(processor.RecordProcessorBase):
                 self._replay_started = True
                 if self._claimed is not None and self._claimed.first_seq not in (None, record.sequence_number):
                     # Records expired from the stream, or the lease table was reset: the
-                    # rebuilt batch cannot be the interrupted one. Say so loudly.
+                    # rebuilt batch cannot be the interrupted one. Say so loudly and batch by
+                    # the policy again (items already holding newer batches skip the writes).
                     metrics.ERRORS.labels("replay_mismatch").inc()
                     log.error("replay_mismatch", expected_first=self._claimed.first_seq, got=record.sequence_number)
+                    self._replay_until = None
             if self._replay_until is not None and seq > self._replay_until:
                 # The interrupted batch ended before this record (or it expired from the
                 # stream): close what was rebuilt, then carry on normally.

@@ -174,3 +174,17 @@ def test_a_parent_shard_writer_arriving_after_the_child_shard_is_refused(pipelin
     items = pipeline.aggregates()
     assert stored_aggregates(items) == expected
     assert all("applied#shardId-parent" in i for i in items if i["bucket"] == "latest")
+
+
+def test_a_replay_that_cannot_start_where_the_batch_began_batches_by_policy(pipeline, settings: Settings) -> None:
+    """Records of the interrupted batch gone (retention, a reset lease table): no endless wait."""
+    records, payloads = make_records(rounds=4)
+    first = start(settings)
+    with pytest.raises(Crash):
+        feed(first, records[:16], Checkpointer(fail_with="crash"))  # batch 1 begun, never checkpointed
+    second = start(settings)  # the checkpoint says TRIM_HORIZON: batch 1 is pending
+    cp = Checkpointer()
+    feed(second, records[4:], cp)  # but the stream now starts later
+    assert cp.checkpoints == [records[19].sequence_number]  # the policy's 16 records, not the old boundary
+    # What the crashed flush had written is not counted again (dedup on device and seq).
+    assert_same_aggregates(stored_aggregates(pipeline.aggregates()), expected_aggregates(payloads[:20]))
