@@ -19,6 +19,8 @@ import structlog
 from device import certs as certs_lib
 from readings.errors import WattstreamError
 
+MAX_BACKFILL_MS = 7 * 24 * 3600 * 1000
+
 
 def configure_logging(level: str) -> None:
     """JSON lines on stderr, one event name per line."""
@@ -121,9 +123,9 @@ def simulate(count: int, duration_s: float, interval_s: float, speed: float, cer
              synchronous: str, reconnect_max_s: float, drain_s: float, issue_certs: bool, **broker: Any) -> None:
     """Run N virtual boxes in one process (one MQTT connection and one spool each).
 
-    Simulated time runs --speed times faster than real time and ends when the run ends (it
-    starts duration x (speed - 1) in the past, or after the last reading of an earlier run with
-    the same spools), so no reading lies in the future. At the end a JSON summary goes
+    Simulated time runs --speed times faster than real time from duration x (speed - 1) in the
+    past (a week at most, or after the last reading of an earlier run with the same spools)
+    and never passes the wall clock, so no reading lies in the future. At the end a JSON summary goes
     to stdout: readings, messages, throughput and the fill of the 5 KB billing step.
 
     \b
@@ -145,13 +147,15 @@ def simulate(count: int, duration_s: float, interval_s: float, speed: float, cer
         if issue_certs:
             for thing in ids:
                 certs_lib.issue_device(cert_dir, thing)
-        # Faster than real time, the simulated span ends when the run ends, so no reading ever
-        # lies in the future (the consumer rejects those): a sped-up run replays recent history.
-        now_ms = WallClock().now_ms()
-        start_ms = now_ms - int(duration_s * 1000 * (speed - 1)) if speed > 1 else now_ms
+        # Faster than real time, the simulated span ends when the run ends (at most a week back,
+        # the consumer rejects older readings after 35 days): a sped-up run replays recent
+        # history and then keeps pace with the wall clock, so no reading lies in the future.
+        wall = WallClock()
+        now_ms = wall.now_ms()
+        start_ms = now_ms - min(int(duration_s * 1000 * (speed - 1)), MAX_BACKFILL_MS) if speed > 1 else now_ms
         for thing in ids:
             start_ms = max(start_ms, (last_ts_ms(spool_dir / f"{thing}.db") or 0) + int(interval_s * 1000))
-        clock = ScaledClock(start_ms, speed)
+        clock = ScaledClock(start_ms, speed, wall=wall)
         boxes = [build_box(simulated_settings(base, i, thing, spool_dir), now_ms=start_ms) for i, thing in enumerate(ids)]
         loop = RunLoop(boxes, clock, drain_s=drain_s)
         _stop_on_signals(loop.stop_event)

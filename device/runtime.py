@@ -41,14 +41,20 @@ class WallClock:
 
 @dataclass(slots=True)
 class ScaledClock:
-    """Simulated time: starts at ``start_ms`` and runs ``speed`` times faster than real time."""
+    """Simulated time: starts at ``start_ms`` and runs ``speed`` times faster than real time.
+
+    With ``wall`` set it never passes the wall clock: a sped-up run that started in the past
+    catches up with the present, then goes on in real time (no reading lies in the future).
+    """
 
     start_ms: int
     speed: float = 1.0
+    wall: WallClock | None = None
     _origin_s: float = field(default_factory=time.monotonic)
 
     def now_ms(self) -> int:
-        return self.start_ms + int((time.monotonic() - self._origin_s) * 1000 * self.speed)
+        simulated = self.start_ms + int((time.monotonic() - self._origin_s) * 1000 * self.speed)
+        return simulated if self.wall is None else min(simulated, self.wall.now_ms())
 
 
 def build_meter(settings: DeviceSettings, *, start_energy_wh: float | None, first_ts_ms: int) -> MeterSource:

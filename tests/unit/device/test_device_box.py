@@ -120,3 +120,18 @@ def test_unacked_messages_are_sent_again_after_a_restart(tmp_path: Path) -> None
     box2.next_read_ms = 10_000
     box2.tick(5_000)
     assert [seqs(p) for p in pub2.sent.values()] == [[1, 2, 3, 4, 5]]
+
+
+def test_a_sped_up_clock_catches_up_with_the_wall_clock_and_never_passes_it() -> None:
+    import time as _time
+
+    from device.runtime import ScaledClock
+
+    class Wall:
+        def now_ms(self) -> int:
+            return 1_795_000_000_000
+
+    clock = ScaledClock(1_795_000_000_000 - 5_000, speed=1_000_000.0, wall=Wall())
+    first = clock.now_ms()
+    _time.sleep(0.01)  # 10 ms at a million times speed: far past the wall clock if uncapped
+    assert first <= clock.now_ms() == 1_795_000_000_000
