@@ -10,13 +10,14 @@ poison record must be in the dead letters with its reason.
 from __future__ import annotations
 
 import random
+import re
 import time
 from collections import Counter
 
 import orjson
 import pytest
 
-from consumer.loadgen import Fleet, put_records, rule_record
+from consumer.loadgen import Fleet, put_records
 from consumer.stack import wait_until
 from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
 
@@ -112,7 +113,7 @@ def test_kill_nine_during_flushes_leaves_the_store_exact(pipeline) -> None:
     # The kills must have hit the crash path at least once, or this test proved nothing.
     logs = "".join(c.log_path.read_text(errors="replace") for c in pipeline.consumers)
     replays = logs.count('"trigger": "replay"') + logs.count('"event": "fenced"')
-    skipped = sum(int(x) for x in _values(logs, '"items_skipped": '))
+    skipped = sum(int(x) for x in re.findall(r'"items_skipped": (\d+)', logs))
     assert replays + skipped > 0, "no kill landed inside a flush"
 
 
@@ -121,17 +122,3 @@ def _all_stored(pipeline, payloads: list[bytes]) -> bool:  # noqa: ANN001
     stored = stored_aggregates(pipeline.aggregates())
     return all(stored.get(k, {}).get("samples") == v["samples"] for k, v in expected.items())
 
-
-def _values(text: str, prefix: str) -> list[str]:
-    out = []
-    start = text.find(prefix)
-    while start != -1:
-        end = start + len(prefix)
-        digits = ""
-        while end < len(text) and text[end].isdigit():
-            digits += text[end]
-            end += 1
-        if digits:
-            out.append(digits)
-        start = text.find(prefix, end)
-    return out
