@@ -26,7 +26,10 @@ from bridge import broker as broker_lib
 from device import certs
 
 REPO = Path(__file__).resolve().parents[3]
-KINESIS_LOCAL = os.environ.get("WATTSTREAM_KINESIS_LOCAL_BIN", "/tmp/probe/node_modules/.bin/kinesis-local")
+# `make install` puts kinesis-local (npm kinesis-local@0.6.2) in the repository's node_modules.
+KINESIS_LOCAL = os.environ.get(
+    "WATTSTREAM_KINESIS_LOCAL_BIN", str(REPO / "node_modules" / ".bin" / "kinesis-local")
+)
 THINGS = ("box-a", "box-b", "box-0001", "box-0002", "box-0003")
 
 pytestmark = pytest.mark.integration
@@ -95,7 +98,7 @@ class KinesisMock:
 def kinesis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinesisMock]:
     binary = KINESIS_LOCAL if os.path.exists(KINESIS_LOCAL) else shutil.which("kinesis-local")
     if not binary:
-        pytest.skip("kinesis-local (npm kinesis-local@0.6.2) not found; set WATTSTREAM_KINESIS_LOCAL_BIN")
+        pytest.skip("kinesis-local not found: run `make install` or set WATTSTREAM_KINESIS_LOCAL_BIN")
     plain, tls = broker_lib.free_port(), broker_lib.free_port()
     cert_json = Path(binary).resolve().parent / "server.json"
     env = {
