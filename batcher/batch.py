@@ -1,18 +1,35 @@
 """One batch's effect on the store, computed from its readings and the devices' prior state.
 
 ``compute_batch`` is a pure function: the same readings and the same prior states always give
-the same result, whatever order the readings of one device came in. That is what lets a
-replayed batch rebuild exactly the updates an interrupted flush was writing.
+the same result. That is what lets a replayed batch rebuild exactly the updates an interrupted
+flush was writing. Each device's readings are taken one by one in stream order, everything a
+reading's outcome depends on is in the device's state, so where the stream is cut into
+batches never changes the result.
+
+Per reading, against the device's newest reading (highest ``seq``):
+
+- a higher ``seq`` is the next reading. Its time on the device's *time base* is its ``ts``, or
+  the newest reading's time if ``ts`` is older: a clock stepped back (``clock_step``, flagged
+  once per step) never lengthens a span, so the max-power check always sees real elapsed time
+  and the base never moves backwards;
+- a lower or equal ``seq`` already counted is a duplicate (``seq_conflict`` when it is the
+  newest one's seq with another time or register);
+- a lower ``seq`` with an older ``ts`` is late: a sample, no energy;
+- a lower ``seq`` with a newer ``ts`` means the box numbers from scratch (its spool was wiped):
+  a **seq restart** (``seq_restart``). The device starts a new numbering; redeliveries of the
+  old one (older than the restart and seen before) stay duplicates.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Iterable, Mapping
 
 from batcher.buckets import BucketAggregate, day_key, hour_key, split_by_hour
-from batcher.registers import DeviceState, Meter, Point, RegisterRules
+from batcher.registers import DeviceState, FlagSink, Meter, Point, RegisterRules
+from batcher.seen import SeenSeqs
 from readings.models import Reading
 
 
@@ -36,14 +53,50 @@ class BatchResult:
     stats: BatchStats
 
 
-_FLAG_FIELDS = {"reset": "resets", "glitch": "glitches", "jump": "jumps"}
+_FLAG_FIELDS = {
+    "reset": "resets",
+    "glitch": "glitches",
+    "jump": "jumps",
+    "clock_step": "clock_steps",
+    "seq_restart": "seq_restarts",
+    "seq_conflict": "seq_conflicts",
+}
 
 
-def _reading_order(r: Reading) -> tuple[int, int, float, bool, float]:
-    # seq decides; ts, register and power only break ties between two different readings that
-    # claim the same seq, so the outcome cannot depend on arrival order. Power is in the key
-    # because the kept reading's power goes into the aggregates and the state.
-    return (r.seq, r.ts_ms, r.energy_wh, r.power_w is not None, r.power_w or 0.0)
+class _Outcome(Enum):
+    NEXT = "next"
+    LATE = "late"
+    DUPLICATE = "duplicate"
+
+
+def _take(state: DeviceState, r: Reading, flag: FlagSink) -> _Outcome:
+    """Place ``r`` in the device's numbering and time base (see the module docstring)."""
+    newest = state.newest
+    if newest is None:
+        state.seen.add(r.seq)
+        state.newest, state.newest_power_w = Point(r.seq, r.ts_ms, r.energy_wh), r.power_w
+        return _Outcome.NEXT
+    newest_raw_ts_ms = newest.ts_ms if state.newest_raw_ts_ms is None else state.newest_raw_ts_ms
+    if state.prev_seen is not None and state.epoch_ts_ms is not None and r.ts_ms < state.epoch_ts_ms:
+        if r.seq in state.prev_seen:
+            return _Outcome.DUPLICATE  # a redelivery from before the seq restart
+    if r.seq < newest.seq and r.ts_ms > newest.ts_ms:
+        flag("seq_restart", r.ts_ms)
+        state.prev_seen, state.seen, state.epoch_ts_ms = state.seen, SeenSeqs(), r.ts_ms
+        state.seen.add(r.seq)
+    elif not state.seen.add(r.seq):
+        if r.seq == newest.seq and (r.ts_ms, r.energy_wh, r.power_w) != (newest_raw_ts_ms, newest.energy_wh, state.newest_power_w):
+            flag("seq_conflict", newest.ts_ms)
+        return _Outcome.DUPLICATE
+    elif r.seq < newest.seq:
+        return _Outcome.LATE
+    if r.ts_ms < newest_raw_ts_ms:
+        flag("clock_step", newest.ts_ms)
+    ts_ms = max(r.ts_ms, newest.ts_ms)
+    state.newest = Point(r.seq, ts_ms, r.energy_wh)
+    state.newest_raw_ts_ms = None if ts_ms == r.ts_ms else r.ts_ms
+    state.newest_power_w = r.power_w
+    return _Outcome.NEXT
 
 
 def compute_batch(
@@ -65,7 +118,6 @@ def compute_batch(
     stats = BatchStats()
 
     for device_id, device_readings in by_device.items():
-        device_readings.sort(key=_reading_order)
         state = DeviceState.from_dict(prior[device_id].to_dict()) if device_id in prior else DeviceState()
 
         def bucket(key: str, _device: str = device_id) -> BucketAggregate:
@@ -86,22 +138,26 @@ def compute_batch(
                 agg = bucket(key)
                 setattr(agg, _FLAG_FIELDS[flag], getattr(agg, _FLAG_FIELDS[flag]) + 1)
 
+        def on_sample(ts_ms: int, power_w: float | None) -> None:
+            bucket(hour_key(ts_ms)).add_sample(ts_ms, power_w)
+            bucket(day_key(ts_ms)).add_sample(ts_ms, power_w)
+
         meter = Meter(state, rules, on_energy, on_flag)
         for r in device_readings:
             stats.readings += 1
-            if not state.seen.add(r.seq):
+            outcome = _take(state, r, on_flag)
+            if outcome is _Outcome.DUPLICATE:
                 stats.duplicates += 1
                 continue
             stats.stored += 1
-            bucket(hour_key(r.ts_ms)).add_sample(r.ts_ms, r.power_w)
-            bucket(day_key(r.ts_ms)).add_sample(r.ts_ms, r.power_w)
-            newest = state.newest
-            if newest is not None and r.seq < newest.seq:
+            if outcome is _Outcome.LATE:
                 stats.late += 1
+                on_sample(r.ts_ms, r.power_w)
                 continue
-            state.newest = Point(r.seq, r.ts_ms, r.energy_wh)
-            state.newest_power_w = r.power_w
-            meter.step(r)
+            newest = state.newest
+            assert newest is not None
+            on_sample(newest.ts_ms, r.power_w)
+            meter.step(r, newest.ts_ms)
         states[device_id] = state
 
     return BatchResult(aggregates, states, stats)

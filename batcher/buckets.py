@@ -14,6 +14,9 @@ from typing import Any, Iterator
 
 HOUR_MS = 3_600_000
 
+FLAG_COUNTERS = frozenset({"resets", "glitches", "jumps", "clock_steps", "seq_restarts", "seq_conflicts"})
+"""Counters of register and numbering anomalies; absent from an item means zero."""
+
 HOURLY = "h"
 DAILY = "d"
 
@@ -63,6 +66,9 @@ class BucketAggregate:
     resets: int = 0
     glitches: int = 0
     jumps: int = 0
+    clock_steps: int = 0
+    seq_restarts: int = 0
+    seq_conflicts: int = 0
 
     def add_sample(self, ts_ms: int, power_w: float | None) -> None:
         self.samples += 1
@@ -90,10 +96,18 @@ class BucketAggregate:
             resets=self.resets + other.resets,
             glitches=self.glitches + other.glitches,
             jumps=self.jumps + other.jumps,
+            clock_steps=self.clock_steps + other.clock_steps,
+            seq_restarts=self.seq_restarts + other.seq_restarts,
+            seq_conflicts=self.seq_conflicts + other.seq_conflicts,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        # The anomaly counters are written once they are not zero: most buckets have none.
+        return {
+            f.name: value
+            for f in fields(self)
+            if (value := getattr(self, f.name)) is not None and not (f.name in FLAG_COUNTERS and value == 0)
+        }
 
     @classmethod
     def from_dict(cls, item: dict[str, Any]) -> BucketAggregate:

@@ -42,7 +42,7 @@ from amazon_kclpy.v3 import processor
 from batcher import BatchBuffer, FlushTrigger
 from consumer import metrics
 from consumer.settings import Settings
-from readings import Reading, Rejection, decode_record
+from readings import Reading, Reason, Rejection, decode_record
 from readings.errors import FencedError, WattstreamError
 from sinks.aggregates import AggregateStore, ApplyResult
 from sinks.archive import Archive, dead_letter_key, raw_key
@@ -51,6 +51,7 @@ from sinks.manifest import Manifest, ManifestStore
 log = structlog.get_logger("wattstream.consumer")
 
 EXIT_FLUSH_FAILED = 70
+MAX_REJECTIONS_LISTED = 20
 
 
 @dataclass(slots=True)
@@ -77,15 +78,27 @@ class PendingRecord:
             line["data_b64"] = base64.b64encode(self.data).decode("ascii")
         return line
 
-    def dead_letter_lines(self, shard_id: str) -> list[dict[str, Any]]:
-        lines = []
-        for rej in self.rejections:
-            line = self.raw_line(shard_id)
-            line.update(reason=str(rej.reason), detail=rej.detail, rejected_at_ms=self.arrival_ms)
-            if rej.index is not None:
-                line.update(reading_index=rej.index, reading=rej.reading)
-            lines.append(line)
-        return lines
+    def dead_letter_line(self, shard_id: str) -> dict[str, Any] | None:
+        """The record's one dead-letter line, or None when nothing of it was rejected.
+
+        The record's bytes are stored once, whatever the number of rejected readings; the
+        first ``MAX_REJECTIONS_LISTED`` rejections are listed (reason, detail, reading index)
+        and ``rejections_total`` counts them all. ``reason``, ``detail`` and ``reading_index``
+        repeat the first one, so a query by reason needs no unnesting.
+        """
+        if not self.rejections:
+            return None
+        first = self.rejections[0]
+        line = self.raw_line(shard_id)
+        line.update(reason=str(first.reason), detail=first.detail, rejected_at_ms=self.arrival_ms)
+        if first.index is not None:
+            line["reading_index"] = first.index
+        line["rejections_total"] = len(self.rejections)
+        line["rejections"] = [
+            {"reason": str(r.reason), "detail": r.detail, **({} if r.index is None else {"reading_index": r.index})}
+            for r in self.rejections[:MAX_REJECTIONS_LISTED]
+        ]
+        return line
 
 
 def _fatal_on_error(callback: Callable[..., None]) -> Callable[..., None]:
@@ -233,10 +246,19 @@ class ShardProcessor(processor.RecordProcessorBase):
     def _decode(self, record: Any) -> PendingRecord:
         data = record.binary_data
         arrival_ms = int(record.timestamp_millis)
-        decoded = decode_record(data, fallback_received_ms=arrival_ms, future_tolerance_ms=self._future_tolerance_ms)
-        return PendingRecord(
-            record.sequence_number, record.partition_key, arrival_ms, data, decoded.readings, decoded.rejections
-        )
+        try:
+            decoded = decode_record(
+                data,
+                fallback_received_ms=arrival_ms,
+                future_tolerance_ms=self._future_tolerance_ms,
+                partition_key=record.partition_key,
+            )
+            readings, rejections = decoded.readings, decoded.rejections
+        except Exception as exc:  # noqa: BLE001 - one record's failure is its dead letter, never the shard's stop
+            metrics.ERRORS.labels("decode").inc()
+            readings = []
+            rejections = [Rejection(Reason.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}"[:200])]
+        return PendingRecord(record.sequence_number, record.partition_key, arrival_ms, data, readings, rejections)
 
     def _flush(self, checkpointer: Any, trigger: FlushTrigger) -> None:
         if self._fenced or not len(self.buffer):
@@ -254,7 +276,7 @@ class ShardProcessor(processor.RecordProcessorBase):
             )
             self._archive.put(key, (r.raw_line(self.shard_id) for r in batch))
             metrics.S3_PUTS.labels("raw").inc()
-            dead = [line for r in batch for line in r.dead_letter_lines(self.shard_id)]
+            dead = [line for r in batch if (line := r.dead_letter_line(self.shard_id)) is not None]
             if dead:
                 self._archive.put(dead_letter_key(self.shard_id, first, last, batch[0].arrival_ms), dead)
                 metrics.S3_PUTS.labels("dead_letter").inc()
@@ -300,8 +322,9 @@ class ShardProcessor(processor.RecordProcessorBase):
         metrics.READINGS_LATE.inc(stats.late)
         metrics.ENERGY.inc(stats.energy_wh)
         metrics.DEAD_LETTERS.inc(len(dead))
-        for line in dead:
-            metrics.REJECTED.labels(line["reason"]).inc()
+        rejected = _rejections_by_reason(batch)
+        for reason, (count, _) in rejected.items():
+            metrics.REJECTED.labels(reason).inc(count)
         for flag, count in stats.flags.items():
             metrics.REGISTER_FLAGS.labels(flag).inc(count)
         for r in readings[-1000:]:
@@ -314,7 +337,8 @@ class ShardProcessor(processor.RecordProcessorBase):
             stored=stats.stored,
             duplicates=stats.duplicates,
             late=stats.late,
-            rejected=len(dead),
+            rejected=sum(count for count, _ in rejected.values()),
+            dead_letters=len(dead),
             energy_wh=round(stats.energy_wh, 3),
             items_written=applied.items_written,
             items_skipped=applied.items_skipped,
@@ -322,9 +346,10 @@ class ShardProcessor(processor.RecordProcessorBase):
             last_seq=last,
             duration_ms=round(elapsed_s * 1000, 1),
         )
-        for rej_line in dead:
-            log.warning("record_rejected", reason=rej_line["reason"], detail=rej_line["detail"],
-                        sequence_number=rej_line["sequence_number"], partition_key=rej_line["partition_key"])
+        # One line per reason and batch, whatever a box sends: the dead letters hold the rest.
+        for reason, (count, (record, rejection)) in rejected.items():
+            log.warning("record_rejected", reason=reason, count=count, detail=rejection.detail,
+                        sequence_number=record.sequence_number, partition_key=record.partition_key[:256])
 
     def _checkpoint(self, checkpointer: Any, sequence_number: str, attempts: int = 5) -> None:
         for attempt in range(attempts):
@@ -341,6 +366,17 @@ class ShardProcessor(processor.RecordProcessorBase):
                 if exc.value != "ThrottlingException" or attempt == attempts - 1:
                     raise WattstreamError(f"checkpoint failed: {exc.value}") from exc
                 time.sleep(0.2 * 2**attempt)
+
+
+def _rejections_by_reason(batch: list[PendingRecord]) -> dict[str, tuple[int, tuple[PendingRecord, Rejection]]]:
+    """Per reason: how many rejections the batch holds, and its first (for the log line)."""
+    out: dict[str, tuple[int, tuple[PendingRecord, Rejection]]] = {}
+    for record in batch:
+        for rejection in record.rejections:
+            reason = str(rejection.reason)
+            count, first = out.get(reason, (0, (record, rejection)))
+            out[reason] = (count + 1, first)
+    return out
 
 
 def build(settings: Settings) -> ShardProcessor:

@@ -2,11 +2,18 @@
 
 Validation is per reading: one bad reading in a message is dead-lettered with its reason and
 the valid readings beside it are kept. Only what makes the whole message untrustworthy (not
-JSON, unknown version, a spoofed device id, a broken envelope) rejects the whole record.
+JSON, unknown version, a spoofed or malformed device id, a broken envelope, a record larger
+than any message IoT Core accepts) rejects the whole record.
 
 Decoding is a pure function of the record: the "future" check compares against the time the
 rule received the message (``received_ms``), not the consumer's clock, so a replayed record
 is judged exactly as it was the first time.
+
+Hostile input is bounded here, before anything else sees it: a record over ``MAX_RECORD_BYTES``
+is not parsed, one with more than ``MAX_READINGS`` readings is not validated, so the work and
+the memory spent on one record are at most a constant times its size. A rejection holds its
+reason, a short detail and the reading's index, never a copy of the reading: the dead letter
+stores the record's bytes once.
 """
 
 from __future__ import annotations
@@ -20,10 +27,16 @@ import orjson
 from pydantic import ValidationError
 
 from readings.errors import Reason
-from readings.models import SCHEMA_VERSION, Reading, WireReading, to_ts_ms
+from readings.models import MAX_TS_MS, SCHEMA_VERSION, Reading, WireReading, is_thing_name, to_ts_ms
 
 DEFAULT_FUTURE_TOLERANCE_MS = 5 * 60 * 1000
 DEFAULT_MAX_AGE_MS = 35 * 24 * 3600 * 1000
+
+MAX_RECORD_BYTES = 128 * 1024 + 512
+"""IoT Core's largest message (128 KB) plus what the rule adds (``thing``, ``received_ms``)."""
+MAX_READINGS = 1000
+"""Readings per message; the box sends a few dozen (it keeps a message under 5 KB)."""
+MAX_DETAIL_CHARS = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +46,6 @@ class Rejection:
     reason: Reason
     detail: str
     index: int | None = None
-    reading: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -45,13 +57,25 @@ class Decoded:
     rejections: list[Rejection] = field(default_factory=list)
 
 
+def _int_like_orjson(text: str) -> int | float:
+    # orjson reads an integer beyond 64 bits as a float; the fallback must read the same
+    # number the same way, or a seq of 10**38 would pass here and fail in the store.
+    value = int(text)
+    return value if -(2**63) <= value < 2**64 else float(text)
+
+
 def _loads(data: bytes) -> Any:
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError:
         # orjson refuses NaN/Infinity literals; the stdlib accepts them, so such a payload is
         # reported as the non-finite value it carries rather than as broken JSON.
-        return json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"), parse_int=_int_like_orjson)
+
+
+def _clip(text: str) -> str:
+    """A detail safe to log and store: ASCII (no lone surrogate survives), bounded length."""
+    return text.encode("ascii", "backslashreplace").decode("ascii")[:MAX_DETAIL_CHARS]
 
 
 def _reading_reason(exc: ValidationError) -> tuple[Reason, str]:
@@ -69,8 +93,12 @@ def _reading_reason(exc: ValidationError) -> tuple[Reason, str]:
         if value < 0 and first.get("ctx", {}).get("ge") == 0 and where != "seq":
             return Reason.NEGATIVE_VALUE, f"{where}: {value} < 0"
     if kind in ("less_than_equal", "greater_than_equal") and where != "seq":
-        return Reason.OUT_OF_RANGE, f"{where}: {first.get('input')!r} outside {first.get('ctx', {})}"
-    return Reason.SCHEMA_VIOLATION, f"{where}: {first['msg']}"
+        return Reason.OUT_OF_RANGE, _clip(f"{where}: {first.get('input')!r} outside {first.get('ctx', {})}")
+    return Reason.SCHEMA_VIOLATION, _clip(f"{where}: {first['msg']}")
+
+
+def _record_rejection(device_id: str | None, reason: Reason, detail: str) -> Decoded:
+    return Decoded(device_id, rejections=[Rejection(reason, _clip(detail))])
 
 
 def decode_record(
@@ -79,37 +107,45 @@ def decode_record(
     fallback_received_ms: int,
     future_tolerance_ms: int = DEFAULT_FUTURE_TOLERANCE_MS,
     max_age_ms: int = DEFAULT_MAX_AGE_MS,
+    partition_key: str | None = None,
 ) -> Decoded:
     """Validate one record as the topic rule delivers it.
 
     ``fallback_received_ms`` (the record's Kinesis arrival time) stands in for ``received_ms``
-    when the rule did not add one. Never raises: whatever the bytes, the answer is data.
+    when the rule did not add one. ``partition_key``, when given, must be the record's
+    ``thing``, as the rule puts it. Never raises: whatever the bytes, the answer is data.
     """
+    if len(data) > MAX_RECORD_BYTES:
+        return _record_rejection(None, Reason.TOO_LARGE, f"{len(data)} bytes, at most {MAX_RECORD_BYTES}")
     try:
         doc = _loads(data)
     except Exception as exc:  # noqa: BLE001 - ValueError, UnicodeDecodeError, RecursionError, ...
-        return Decoded(None, rejections=[Rejection(Reason.INVALID_JSON, f"{type(exc).__name__}: {exc}"[:200])])
+        return _record_rejection(None, Reason.INVALID_JSON, f"{type(exc).__name__}: {exc}")
     if not isinstance(doc, dict):
-        return Decoded(None, rejections=[Rejection(Reason.INVALID_JSON, "not a JSON object")])
+        return _record_rejection(None, Reason.INVALID_JSON, "not a JSON object")
     # JSON true would compare equal to 1 in Python; it is not a version number.
     if isinstance(doc.get("v"), bool) or doc.get("v") != SCHEMA_VERSION:
-        detail = f"v={doc.get('v')!r}, expected {SCHEMA_VERSION}"
-        return Decoded(None, rejections=[Rejection(Reason.UNSUPPORTED_VERSION, detail)])
+        return _record_rejection(None, Reason.UNSUPPORTED_VERSION, f"v={doc.get('v')!r}, expected {SCHEMA_VERSION}")
 
     device_id, thing = doc.get("device_id"), doc.get("thing")
     readings = doc.get("readings")
     if not isinstance(device_id, str) or not device_id or not isinstance(readings, list):
-        return Decoded(None, rejections=[Rejection(Reason.SCHEMA_VIOLATION, "envelope: device_id or readings")])
-    if not readings:
-        return Decoded(device_id, rejections=[Rejection(Reason.SCHEMA_VIOLATION, "readings: empty")])
+        return _record_rejection(None, Reason.SCHEMA_VIOLATION, "envelope: device_id or readings")
     if not isinstance(thing, str) or not thing:
-        return Decoded(device_id, rejections=[Rejection(Reason.SCHEMA_VIOLATION, "envelope: thing missing")])
+        return _record_rejection(None, Reason.SCHEMA_VIOLATION, "envelope: thing missing")
+    if not is_thing_name(thing):
+        return _record_rejection(None, Reason.INVALID_DEVICE_ID, f"thing {thing!r}")
+    if partition_key is not None and partition_key != thing:
+        return _record_rejection(thing, Reason.PARTITION_KEY_MISMATCH, f"thing {thing!r} under key {partition_key!r}")
     if thing != device_id:
-        detail = f"payload device_id {device_id!r} published as thing {thing!r}"
-        return Decoded(thing, rejections=[Rejection(Reason.SPOOFED_DEVICE_ID, detail)])
+        return _record_rejection(thing, Reason.SPOOFED_DEVICE_ID, f"payload device_id {device_id!r} published as thing {thing!r}")
+    if not readings:
+        return _record_rejection(device_id, Reason.SCHEMA_VIOLATION, "readings: empty")
+    if len(readings) > MAX_READINGS:
+        return _record_rejection(device_id, Reason.TOO_MANY_READINGS, f"{len(readings)} readings, at most {MAX_READINGS}")
 
     received_ms = doc.get("received_ms")
-    if not isinstance(received_ms, int) or isinstance(received_ms, bool):
+    if not isinstance(received_ms, int) or isinstance(received_ms, bool) or not 0 <= received_ms <= MAX_TS_MS:
         received_ms = fallback_received_ms
     latest_ok_ms = received_ms + future_tolerance_ms
     earliest_ok_ms = received_ms - max_age_ms
@@ -123,18 +159,18 @@ def decode_record(
             wire = WireReading.model_validate(raw)
         except ValidationError as exc:
             reason, detail = _reading_reason(exc)
-            out.rejections.append(Rejection(reason, detail, index, raw))
+            out.rejections.append(Rejection(reason, detail, index))
             continue
         ts_ms = to_ts_ms(wire.ts)
         if ts_ms > latest_ok_ms:
             detail = f"ts {ts_ms} is {(ts_ms - received_ms) / 1000:.0f} s after receipt"
-            out.rejections.append(Rejection(Reason.FUTURE_TIMESTAMP, detail, index, raw))
+            out.rejections.append(Rejection(Reason.FUTURE_TIMESTAMP, detail, index))
             continue
         if ts_ms < earliest_ok_ms:
             # A box whose clock never synced (1970) would otherwise spread one register step
             # over decades of hourly buckets.
             detail = f"ts {ts_ms} is {(received_ms - ts_ms) / 86_400_000:.0f} days before receipt"
-            out.rejections.append(Rejection(Reason.STALE_TIMESTAMP, detail, index, raw))
+            out.rejections.append(Rejection(Reason.STALE_TIMESTAMP, detail, index))
             continue
         out.readings.append(
             Reading(

@@ -37,6 +37,16 @@ class Reason(StrEnum):
     """The reading's ``ts`` lies further before its receipt than any spool keeps readings."""
     OUT_OF_RANGE = "out_of_range"
     """A number beyond what any meter reports (and what the store can sum)."""
+    TOO_LARGE = "too_large"
+    """The record is larger than any message IoT Core accepts (plus the rule's fields)."""
+    TOO_MANY_READINGS = "too_many_readings"
+    """The message carries more readings than any box sends in one message."""
+    INVALID_DEVICE_ID = "invalid_device_id"
+    """``device_id`` or ``thing`` is not a valid thing name (what IoT Core allows, at most 128 characters)."""
+    PARTITION_KEY_MISMATCH = "partition_key_mismatch"
+    """The record's Kinesis partition key is not its ``thing``: the topic rule did not put it there."""
+    PROCESSING_ERROR = "processing_error"
+    """Decoding the record failed in a way no rule above foresaw: kept whole for a look."""
 
 
 class WattstreamError(Exception):

@@ -10,6 +10,7 @@ the wire.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Annotated, Literal
@@ -20,7 +21,14 @@ SCHEMA_VERSION = 1
 TOPIC_PREFIX = "energy/consumption/"
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
-DeviceId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+THING_NAME_PATTERN = r"^[A-Za-z0-9:_-]{1,128}$"
+"""What AWS IoT Core accepts as a thing name; a device id is a thing name."""
+DeviceId = Annotated[str, Field(min_length=1, max_length=128, pattern=THING_NAME_PATTERN)]
+
+MAX_SEQ = 2**63 - 1
+"""A box's counter fits a signed 64-bit integer; larger numbers are not counters."""
+MAX_TS_MS = 253_402_300_799_999
+"""9999-12-31T23:59:59.999Z, the last instant RFC 3339 can write."""
 
 
 def _json_number(value: object) -> object:
@@ -49,7 +57,7 @@ class WireReading(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    seq: Annotated[int, Field(ge=0, strict=True)]
+    seq: Annotated[int, Field(ge=0, le=MAX_SEQ, strict=True)]
     ts: AwareDatetime
     energy_wh: Annotated[Finite, Field(ge=0, le=MAX_REGISTER_WH)]
     power_w: Annotated[Finite, Field(ge=0, le=MAX_POWER_W)] | None = None
@@ -72,7 +80,7 @@ class RuleRecord(Message):
     """A message as the topic rule delivers it into Kinesis."""
 
     thing: DeviceId
-    received_ms: Annotated[int, Field(ge=0)]
+    received_ms: Annotated[int, Field(ge=0, le=MAX_TS_MS)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +109,14 @@ def to_rfc3339(ts_ms: int) -> str:
     """``2026-11-27T13:00:00.123Z`` for epoch milliseconds."""
     dt = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
+
+
+def is_thing_name(value: object) -> bool:
+    """True for a string IoT Core would accept as a thing name (and so as a device id)."""
+    return isinstance(value, str) and _THING_NAME.fullmatch(value) is not None
+
+
+_THING_NAME = re.compile(THING_NAME_PATTERN[1:-1])
 
 
 def topic_for(device_id: str) -> str:

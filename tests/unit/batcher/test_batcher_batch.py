@@ -88,13 +88,23 @@ class TestDedup:
         day = second.aggregates[(DEV, "d#2026-11-27")]
         assert (day.samples, day.energy_wh) == (1, pytest.approx(15.0))
 
-    def test_two_readings_claiming_one_seq_give_the_same_result_in_either_order(self, reading, batch) -> None:
+    def test_the_first_of_two_readings_claiming_one_seq_counts_and_the_other_is_a_conflict(
+        self, reading, batch
+    ) -> None:
         a = reading(1, "12:00", 1_000, power_w=5.0)
         b = reading(1, "12:00", 1_000, power_w=7.0)
         ab, ba = batch([a, b]), batch([b, a])
-        assert ab.aggregates == ba.aggregates
-        assert ab.states[DEV].to_dict() == ba.states[DEV].to_dict()
-        assert ab.aggregates[(DEV, "d#2026-11-27")].samples == 1
+        assert ab.aggregates[(DEV, "d#2026-11-27")].power_sum_w == 5.0
+        assert ba.aggregates[(DEV, "d#2026-11-27")].power_sum_w == 7.0
+        for result in (ab, ba):
+            assert result.aggregates[(DEV, "d#2026-11-27")].samples == 1
+            assert result.stats.duplicates == 1
+            assert result.stats.flags == {"seq_conflict": 1}
+
+    def test_an_exact_redelivery_is_no_conflict(self, reading, batch) -> None:
+        a = reading(1, "12:00", 1_000, power_w=5.0)
+        result = batch([a, a])
+        assert result.stats.duplicates == 1 and not result.stats.flags
 
     def test_dedup_is_per_device(self, reading, batch) -> None:
         result = batch([reading(1, "12:00", 1_000, device_id="a"), reading(1, "12:00", 1_000, device_id="b")])
@@ -134,10 +144,15 @@ class TestLate:
         assert again.aggregates == {}
         assert again.stats.duplicates == 1
 
-    def test_out_of_order_within_one_batch_is_not_late(self, reading, batch) -> None:
-        result = batch([reading(3, "12:20", 1_200), reading(1, "12:00", 1_000), reading(2, "12:10", 1_100)])
-        assert result.stats.late == 0
-        assert result.stats.energy_wh == pytest.approx(200.0)
+    def test_out_of_order_within_one_batch_is_late_as_across_batches(self, reading, batch, batches) -> None:
+        # Where the stream is cut must not matter: a reading behind its device's newest is late
+        # whether or not the newest came in the same batch.
+        stream = [reading(1, "12:00", 1_000), reading(3, "12:20", 1_200), reading(2, "12:10", 1_100)]
+        whole = batch(stream)
+        first, second = batches([stream[:2], stream[2:]])
+        assert whole.stats.late == second.stats.late == 1
+        assert whole.stats.energy_wh == first.stats.energy_wh == pytest.approx(200.0)
+        assert whole.aggregates[(DEV, "h#2026-11-27T12")].samples == 3
 
 
 class TestState:

@@ -40,7 +40,7 @@ def readings(draw: st.DrawFn) -> list[SpooledReading]:
 @settings(max_examples=150, deadline=None)
 @given(
     rs=readings(),
-    device_id=st.from_regex(r"[A-Za-z0-9_.:-]{1,128}", fullmatch=True),
+    device_id=st.from_regex(r"[A-Za-z0-9_:-]{1,128}", fullmatch=True),  # thing names
     max_readings=st.integers(min_value=1, max_value=500),
     max_bytes=st.integers(min_value=600, max_value=IOT_BILLING_STEP_BYTES),
 )
