@@ -16,15 +16,26 @@ Decisions where IoT Core has no exact local twin (documented in docs/device.md):
 
 - A payload key named ``thing`` or ``received_ms`` is replaced by the rule's value (the
   projection comes after ``*``): a box cannot forge its identity or the receipt time.
-- A payload that is not a JSON object (not UTF-8, not JSON, an array, a number, or JSON with
-  ``NaN``/``Infinity``) returns ``None``: IoT Core cannot evaluate ``*, …`` on it and runs the
-  rule's error action. The bridge logs and counts it (``rule_failed``) and acknowledges the
-  message, as IoT Core does: the box's QoS 1 contract ends at the broker.
-- A topic outside the filter returns ``None`` (the rule would not fire).
+- A payload the rule cannot turn into a record fails it: ``evaluate`` returns
+  ``RuleFailed(reason)`` and ``apply_rule`` None, where IoT Core runs the rule's error action.
+  Reasons: ``not_utf8``; ``not_json`` (including ``NaN``/``Infinity`` literals and numbers
+  beyond the double range); ``not_an_object`` (an array, a number, a string); ``not_encodable``
+  (nesting of 254 levels or more, which the encoder refuses; integers beyond 64 bits; lone UTF-16
+  surrogates: a record would carry a value the box never sent, or none at all). The bridge
+  writes the message to its dead-letter file, counts it (``rule_failed{reason}``) and
+  acknowledges it, as IoT Core does: the box's QoS 1 contract ends at the broker.
+- A topic outside the filter fails with ``topic_outside_filter`` (the rule would not fire;
+  the bridge subscribes to the filter only, so it does not happen there).
+
+Neither function raises, whatever the payload: they run on paho's network thread, which an
+exception would end.
 """
 
 from __future__ import annotations
 
+import json
+import math
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -44,25 +55,58 @@ def topic_matches(topic: str) -> str | None:
     return parts[2]
 
 
-def _load_object(payload: bytes) -> dict[str, Any] | None:
-    # orjson is strict JSON: it refuses NaN/Infinity literals and invalid UTF-8, as IoT Core does
+@dataclass(frozen=True, slots=True)
+class RuleFailed:
+    """The rule could not make a record of the message; ``reason`` is a code, not prose."""
+
+    reason: str
+
+
+def _reject_constant(literal: str) -> float:
+    raise ValueError(f"{literal} is not JSON")
+
+
+def _finite_float(literal: str) -> float:
+    value = float(literal)
+    if not math.isfinite(value):
+        # 1e400 parses as infinity, which the encoder would write as null
+        raise ValueError(f"{literal} is beyond the double range")
+    return value
+
+
+def _load(payload: bytes) -> dict[str, Any] | RuleFailed:
     try:
-        doc = orjson.loads(payload)
-    except orjson.JSONDecodeError:
-        return None
-    return doc if isinstance(doc, dict) else None
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return RuleFailed("not_utf8")
+    # The standard library parser keeps integers exact (orjson reads those beyond 64 bits as
+    # floats, silently), so the encoder below can refuse them instead of changing them.
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant, parse_float=_finite_float)
+    except (ValueError, RecursionError):
+        return RuleFailed("not_json")
+    return doc if isinstance(doc, dict) else RuleFailed("not_an_object")
 
 
-def apply_rule(topic: str, payload: bytes, received_ms: int) -> bytes | None:
-    """The Kinesis record the rule makes of one message, or None when the rule fails/skips."""
+def evaluate(topic: str, payload: bytes, received_ms: int) -> bytes | RuleFailed:
+    """The Kinesis record the rule makes of one message, or why it makes none. Never raises."""
     thing = topic_matches(topic)
     if thing is None:
-        return None
-    doc = _load_object(payload)
-    if doc is None:
-        return None
+        return RuleFailed("topic_outside_filter")
+    doc = _load(payload)
+    if isinstance(doc, RuleFailed):
+        return doc
     doc.pop("thing", None)
     doc.pop("received_ms", None)
     doc["thing"] = thing
     doc["received_ms"] = received_ms
-    return orjson.dumps(doc)
+    try:
+        return orjson.dumps(doc)
+    except (orjson.JSONEncodeError, TypeError, ValueError, RecursionError):
+        return RuleFailed("not_encodable")
+
+
+def apply_rule(topic: str, payload: bytes, received_ms: int) -> bytes | None:
+    """The Kinesis record the rule makes of one message, or None when the rule fails/skips."""
+    outcome = evaluate(topic, payload, received_ms)
+    return None if isinstance(outcome, RuleFailed) else outcome
