@@ -7,7 +7,18 @@ from prometheus_client import Counter, Histogram
 MESSAGES_IN = Counter("wattstream_bridge_messages_total", "MQTT messages received from the broker.")
 RULE_FAILED = Counter(
     "wattstream_bridge_rule_failed_total",
-    "Messages the rule could not evaluate (not a JSON object): IoT Core's error action; acked.",
+    "Messages the rule could not make a record of (reason: bridge.rule); dead-lettered, then acked.",
+    ["reason"],
+)
+CALLBACK_ERRORS = Counter(
+    "wattstream_bridge_callback_errors_total",
+    "Exceptions caught in a paho callback (on_message: the message is dead-lettered, then acked).",
+    ["callback"],
+)
+DEAD_LETTERS = Counter(
+    "wattstream_bridge_dead_letters_total",
+    "Messages written to the dead-letter file, by reason (rule failures and callback errors).",
+    ["reason"],
 )
 RECORDS_PUT = Counter("wattstream_bridge_records_put_total", "Records Kinesis accepted.")
 PUT_ERRORS = Counter(

@@ -27,4 +27,7 @@ class BridgeSettings(BaseSettings):
     bridge_batch_max_wait_s: float = Field(0.2, ge=0, description="Longest a message waits for its batch.")
     bridge_reconnect_max_s: int = Field(10, ge=1, description="Longest reconnect delay to the broker.")
     bridge_metrics_port: int = Field(0, ge=0, description="Prometheus endpoint port (0 = off).")
+    bridge_dead_letter_dir: Path = Field(
+        Path(".local/bridge/dead-letter"), description="Day files of the messages acked without a record."
+    )
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR.")

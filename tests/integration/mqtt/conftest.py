@@ -215,7 +215,17 @@ class Processes:
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_ENDPOINT_URL_KINESIS": self.kinesis.endpoint,
             "WATTSTREAM_BRIDGE_RECONNECT_MAX_S": "2",
+            "WATTSTREAM_BRIDGE_DEAD_LETTER_DIR": str(self.dead_letter_dir),
         }
+
+    @property
+    def dead_letter_dir(self) -> Path:
+        return self.tmp_path / "bridge-dead-letter"
+
+    def dead_letters(self) -> list[dict]:
+        """Every line of the bridge's dead-letter files."""
+        return [json.loads(line) for path in sorted(self.dead_letter_dir.glob("*.jsonl"))
+                for line in path.read_text().splitlines()]
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp_path / log_name, "ab")  # noqa: SIM115
