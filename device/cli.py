@@ -196,8 +196,9 @@ def certs() -> None:
 
     \b
     Examples:
-      wattstream certs init                       # CA, server (localhost) and bridge identity
+      wattstream certs init                       # CA, CRL, server (localhost) and bridge identity
       wattstream certs device box-0001            # CN=box-0001, the box's thing name
+      wattstream certs revoke box-0001            # into the CRL; then SIGHUP the broker
       wattstream certs init --dir /tmp/certs --force
     """
 
@@ -217,6 +218,8 @@ def certs_init(cert_dir: Path, force: bool, server_names: tuple[str, ...]) -> No
     """Create the CA (kept if present), the server certificate and the bridge identity.
 
     The broker's certificate names localhost, 127.0.0.1 and ::1, plus each --server-name.
+    The CRL (ca.crl, the broker's crlfile) is signed again, keeping its revocations unless the
+    CA is new.
 
     \b
     Examples:
@@ -226,6 +229,7 @@ def certs_init(cert_dir: Path, force: bool, server_names: tuple[str, ...]) -> No
     layout = certs_lib.init_authority(cert_dir, force=force, server_names=server_names)
     for name, identity in (("ca", layout.ca), ("server", layout.server), ("bridge", layout.bridge)):
         click.echo(f"{name}: {identity.cert_path}")
+    click.echo(f"crl: {layout.crl}")
 
 
 @certs.command("device")
@@ -234,6 +238,10 @@ def certs_init(cert_dir: Path, force: bool, server_names: tuple[str, ...]) -> No
 @click.argument("things", nargs=-1, required=True)
 def certs_device(cert_dir: Path, overwrite: bool, things: tuple[str, ...]) -> None:
     """Issue the certificate of each THING (CN = thing name).
+
+    A THING is an AWS IoT thing name (1 to 64 of a-z A-Z 0-9 : _ -, 64 being the most a CN
+    holds), and not wattstream-bridge or a name of the broker: the broker takes the CN as the
+    client's identity, its client id and its ACL user.
 
     \b
     Example:
@@ -245,6 +253,33 @@ def certs_device(cert_dir: Path, overwrite: bool, things: tuple[str, ...]) -> No
             click.echo(f"{thing}: {identity.cert_path}")
     except WattstreamError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@certs.command("revoke")
+@_dir_option
+@click.argument("names", nargs=-1, required=True)
+def certs_revoke(cert_dir: Path, names: tuple[str, ...]) -> None:
+    """Revoke the certificate of each NAME: a thing, or the bridge identity (wattstream-bridge).
+
+    Adds its serial to ca.crl, signs the CRL with the local CA and moves the certificate and
+    key to revoked/, so `certs device NAME` (or `certs bridge`) issues a new one. Mosquitto reads
+    the CRL at start and on SIGHUP only: send it SIGHUP, after which new connections with the
+    revoked certificate are refused. A connection opened before stays until it closes; restart
+    the broker to end it (its persistent sessions survive the restart).
+
+    \b
+    Examples:
+      wattstream certs revoke box-0001 && kill -HUP "$(pgrep -x mosquitto)"
+      wattstream certs revoke --dir /certs box-0001 && docker compose kill -s HUP mosquitto
+      wattstream certs revoke wattstream-bridge && wattstream certs bridge
+    """
+    try:
+        for name in names:
+            revoked = certs_lib.revoke(cert_dir, name)
+            click.echo(f"{name}: serial {revoked.serial_number:x} revoked, files in {revoked.cert_path.parent}")
+    except WattstreamError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"crl: {certs_lib.CertLayout(cert_dir).crl} (send the broker SIGHUP to apply it)")
 
 
 @certs.command("bridge")
