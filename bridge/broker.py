@@ -7,6 +7,7 @@ ends exactly that process (by its PID, SIGTERM first so the broker saves its per
 
 Restarting with the same working folder keeps the broker's persistence file, so the bridge's
 persistent session and its queued messages survive, as they do in a real broker restart.
+``reload()`` sends SIGHUP, on which Mosquitto reads the ACL and the CRL again.
 """
 
 from __future__ import annotations
@@ -66,9 +67,13 @@ def mosquitto_binary() -> str | None:
 def render_config(work_dir: Path, cert_dir: Path, *, port: int, host: str = "127.0.0.1") -> Path:
     """Write ``mosquitto.conf`` and ``acl`` into ``work_dir``; returns the config path.
 
-    ``cert_dir`` is a folder made by ``wattstream certs init``: ``ca.crt``, ``server.crt`` and
-    ``server.key`` (the bridge imports nothing of device/, so the names are repeated here).
+    ``cert_dir`` is a folder made by ``wattstream certs init``: ``ca.crt``, ``ca.crl``,
+    ``server.crt`` and ``server.key`` (the bridge imports nothing of device/, so the names are
+    repeated here). Raises ``BrokerError`` when the CRL is missing: Mosquitto would not start.
     """
+    crl_file = cert_dir.resolve() / "ca.crl"
+    if not crl_file.exists():
+        raise BrokerError(f"missing {crl_file}: run `wattstream certs init --dir {cert_dir}` (it keeps the CA)")
     work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "data").mkdir(exist_ok=True)
@@ -84,6 +89,7 @@ def render_config(work_dir: Path, cert_dir: Path, *, port: int, host: str = "127
         port=port,
         bind_address=host,
         cafile=cert_dir / "ca.crt",
+        crlfile=crl_file,
         certfile=cert_dir / "server.crt",
         keyfile=cert_dir / "server.key",
         acl_file=acl_file,
@@ -149,6 +155,11 @@ def stop_process(process: subprocess.Popen[bytes], *, timeout_s: float = 10.0, k
 def stop(broker: Broker, *, kill: bool = False) -> None:
     """Stop the broker started by ``start``; SIGTERM lets it write its persistence file."""
     stop_process(broker.process, kill=kill)
+
+
+def reload(broker: Broker) -> None:
+    """SIGHUP: Mosquitto reads the ACL and the CRL again (new connections see them; open ones stay)."""
+    os.kill(broker.pid, signal.SIGHUP)
 
 
 def restart(broker: Broker, *, timeout_s: float = DEFAULT_START_TIMEOUT_S) -> Broker:
