@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := mosquitto mosquitto-clients prometheus docker-compose
 
-.PHONY: install demo test test-unit bench clean apt check-deploy
+.PHONY: install demo test test-unit fuzz bench clean apt check-deploy
 
 install: $(STAMP) node_modules/.bin/kinesis-local apt
 
@@ -51,6 +51,11 @@ check-deploy: $(CHECKOV_VENV)/.installed
 
 test-unit: install
 	$(PY) -m pytest tests/unit
+
+# The hostile-record fuzz with many more examples than make test runs (a few minutes per 10,000).
+FUZZ_EXAMPLES ?= 50000
+fuzz: install
+	WATTSTREAM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/unit/consumer/test_consumer_hostile_records.py tests/unit/bridge
 
 bench: install
 	$(PY) -m bench.processor_throughput

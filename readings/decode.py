@@ -172,6 +172,10 @@ def decode_record(
             detail = f"ts {ts_ms} is {(received_ms - ts_ms) / 86_400_000:.0f} days before receipt"
             out.rejections.append(Rejection(Reason.STALE_TIMESTAMP, detail, index))
             continue
+        if not 0 <= ts_ms <= MAX_TS_MS:
+            # Only a record with an odd received_ms gets here: no bucket key exists past 9999.
+            out.rejections.append(Rejection(Reason.OUT_OF_RANGE, f"ts {ts_ms} outside 1970..9999", index))
+            continue
         out.readings.append(
             Reading(
                 device_id=device_id,

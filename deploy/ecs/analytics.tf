@@ -9,7 +9,7 @@ resource "aws_glue_catalog_database" "this" {
 }
 
 locals {
-  # Lines written by consumer/processor.py (PendingRecord.raw_line / dead_letter_lines).
+  # Lines written by consumer/processor.py (PendingRecord.raw_line / dead_letter_line).
   raw_line_columns = [
     { name = "shard_id", type = "string", comment = "Kinesis shard" },
     { name = "sequence_number", type = "string", comment = "Kinesis sequence number" },
@@ -19,11 +19,12 @@ locals {
     { name = "data_b64", type = "string", comment = "the record, base64, when it was not UTF-8" },
   ]
   dead_letter_columns = concat(local.raw_line_columns, [
-    { name = "reason", type = "string", comment = "rejection reason" },
-    { name = "detail", type = "string", comment = "rejection detail" },
+    { name = "reason", type = "string", comment = "reason of the record's first rejection" },
+    { name = "detail", type = "string", comment = "detail of the first rejection" },
     { name = "rejected_at_ms", type = "bigint", comment = "arrival time of the rejected record" },
-    { name = "reading_index", type = "int", comment = "index of the rejected reading in the message" },
-    { name = "reading", type = "string", comment = "the rejected reading, as JSON" },
+    { name = "reading_index", type = "int", comment = "index in the message of the first rejected reading" },
+    { name = "rejections_total", type = "int", comment = "rejections of the record (readings, or 1 for the whole record)" },
+    { name = "rejections", type = "array<struct<reason:string,detail:string,reading_index:int>>", comment = "the first 20 rejections" },
   ])
 
   # Partition projection: dt is a date, hour 00-23, shard injected (queries must name it:
