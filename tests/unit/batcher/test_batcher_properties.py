@@ -275,3 +275,32 @@ def assert_same_totals(split: dict, whole: dict) -> None:
                 assert split[key][name] == pytest.approx(value, rel=1e-9, abs=1e-6), (key, name)
             else:
                 assert split[key][name] == value, (key, name)
+
+
+@st.composite
+def hostile_stream(draw: st.DrawFn, device_id: str = "box-0001") -> list[Reading]:
+    """Anything a broken or malicious box can send: seqs that repeat, restart and leap to 2**63 - 1,
+    times that step back and forth within the accepted window, registers that go anywhere."""
+    seqs = st.one_of(st.integers(min_value=0, max_value=40), st.sampled_from([2**63 - 1, 10**12]))
+    times = st.integers(min_value=START_MS - 35 * 24 * HOUR_MS, max_value=START_MS + 6 * HOUR_MS)
+    energies = st.one_of(st.floats(min_value=0, max_value=1e7), st.sampled_from([0.0, 1e13]))
+    rows = draw(st.lists(st.tuples(seqs, times, energies), min_size=1, max_size=25))
+    return [Reading(device_id, seq, ts_ms, energy_wh, power_of(seq)) for seq, ts_ms, energy_wh in rows]
+
+
+@PROPERTY
+@given(stream=st.tuples(hostile_stream("box-a"), hostile_stream("box-b")).map(lambda p: p[0] + p[1]), data=st.data())
+def test_a_hostile_stream_counts_no_more_than_real_time_allows_however_it_is_cut(stream, data, batch, batches) -> None:
+    cuts = sorted(data.draw(st.sets(st.integers(min_value=0, max_value=len(stream)), max_size=4), label="cuts"))
+    bounds = [0, *cuts, len(stream)]
+    whole = batch(stream)
+    assert_same_totals(totals(batches([stream[lo:hi] for lo, hi in zip(bounds, bounds[1:])])), totals([whole]))
+    tolerance_wh = 1.0
+    for device_id in ("box-a", "box-b"):
+        own = [r for r in stream if r.device_id == device_id]
+        # The time base only moves forward, from the first reading to the latest time seen: every
+        # counted span lies within it, and a return to an anchor re-covers spans at most once.
+        span_ms = whole.states[device_id].newest.ts_ms - own[0].ts_ms
+        counted_wh = sum(a.energy_wh for (d, b), a in whole.aggregates.items() if d == device_id and b.startswith("d#"))
+        assert counted_wh <= 2 * (MAX_POWER_W * span_ms / HOUR_MS + len(own) * tolerance_wh) + 1e-6
+        assert all(a.energy_wh >= -1e-6 for (d, _), a in whole.aggregates.items() if d == device_id)
