@@ -33,7 +33,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -85,7 +85,7 @@ class Incoming:
     generation: int
     thing: str
     record: bytes | None
-    dead_letter: DeadLetter | None = field(default=None)
+    dead_letter: DeadLetter | None = None
 
 
 def wall_ms() -> int:

@@ -21,7 +21,10 @@ class BridgeSettings(BaseSettings):
     bridge_host: str = Field("localhost", description="MQTT broker host.")
     bridge_port: int = Field(8883, description="MQTT broker TLS port.")
     bridge_protocol: Literal["3.1.1", "5"] = Field("3.1.1", description="MQTT protocol version.")
-    bridge_client_id: str = Field("wattstream-bridge", description="Client id of the persistent session.")
+    bridge_client_id: str = Field(
+        "wattstream-bridge",
+        description="Client id of the persistent session (the local broker takes the certificate CN instead).",
+    )
     bridge_cert_dir: Path = Field(Path(".local/certs"), description="ca.crt, bridge.crt, bridge.key.")
     bridge_batch_max_records: int = Field(500, ge=1, le=500, description="Records per PutRecords at most.")
     bridge_batch_max_wait_s: float = Field(0.2, ge=0, description="Longest a message waits for its batch.")
