@@ -2,7 +2,8 @@
 
 Ground truth never comes from compute_batch itself: conservation is checked against the raw
 registers and a plain overlap split written here; the other properties compare compute_batch
-with itself under a change that must not matter (order, redelivery, batch boundaries).
+with itself under a change that must not matter (redelivery, batch boundaries, whatever the
+arrival order).
 """
 
 from __future__ import annotations

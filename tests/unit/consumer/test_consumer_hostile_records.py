@@ -214,3 +214,21 @@ def test_a_record_over_the_size_limit_is_not_parsed() -> None:
     peak, pending = _peak_bytes(data)
     assert [r.reason for r in pending.rejections] == [Reason.TOO_LARGE]
     assert peak < 40 * len(data), peak
+
+
+def test_a_decoder_failure_no_rule_foresaw_is_the_record_s_dead_letter(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from consumer import processor as processor_module
+    from consumer.settings import Settings
+
+    def broken(data: bytes, **_: Any) -> None:
+        raise RecursionError("deep enough")
+
+    monkeypatch.setattr(processor_module, "decode_record", broken)
+    shard = processor_module.ShardProcessor(Settings(), aggregates=None, manifests=None, archive=None)
+    record = SimpleNamespace(binary_data=b"{}", timestamp_millis=RECEIVED_MS, sequence_number="7", partition_key="box-1")
+    pending = shard._decode(record)
+    assert pending.readings == []
+    line = pending.dead_letter_line(SHARD)
+    assert (line["reason"], line["sequence_number"], line["data"]) == (Reason.PROCESSING_ERROR, "7", "{}")
