@@ -76,4 +76,4 @@ def test_start_explains_a_missing_crl(tmp_path: Path) -> None:
     init_authority(cert_dir)
     (cert_dir / "ca.crl").unlink()
     with pytest.raises(broker.BrokerError, match="certs init"):
-        broker.start(tmp_path / "work", cert_dir)
+        broker.stop(broker.start(tmp_path / "work", cert_dir))  # stop: only if it started after all
