@@ -40,6 +40,7 @@ for _module, _attr in (
     ("consumer.commands", "produce"),
     ("consumer.commands", "report"),
     ("consumer.commands", "demo"),
+    ("consumer.cost_command", "cost"),
     ("bridge.cli", "bridge"),
     ("device.cli", "device"),
     ("device.cli", "certs"),
