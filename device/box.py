@@ -63,11 +63,12 @@ class Box:
         max_inflight: int = 20,
         first_read_ms: int | None = None,
         max_catch_up: int = 100,
+        topic: str | None = None,
     ) -> None:
         if read_interval_ms <= 0:
             raise DeviceError("read interval must be > 0")
         self.device_id = device_id
-        self.topic = topic_for(device_id)
+        self.topic = topic or topic_for(device_id)
         self.meter, self.spool, self.publisher, self.rule = meter, spool, publisher, rule
         self.read_interval_ms = read_interval_ms
         self.max_inflight = max_inflight

@@ -58,6 +58,16 @@ def device() -> None:
     """
 
 
+_basic_ingest_option = click.option(
+    "--basic-ingest-rule", "basic_ingest_rule", metavar="NAME",
+    help="Publish via AWS IoT Basic Ingest to $aws/rules/NAME/energy/consumption/<id> (IoT Core endpoints only).",
+)
+_force_basic_ingest_option = click.option(
+    "--force-basic-ingest", "basic_ingest_force", is_flag=True, default=None,
+    help="Allow --basic-ingest-rule with a broker host that is not *.amazonaws.com.",
+)
+
+
 @device.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML or JSON settings.")
 @click.option("--device-id", help="Thing name (overrides the settings).")
@@ -65,16 +75,24 @@ def device() -> None:
 @click.option("--broker-port", type=int, help="MQTT broker TLS port.")
 @click.option("--cert-dir", type=click.Path(path_type=Path, file_okay=False), help="Folder from `wattstream certs`.")
 @click.option("--metrics-port", type=int, help="Prometheus endpoint port (0 = off).")
+@_basic_ingest_option
+@_force_basic_ingest_option
 def run(config_path: Path | None, **overrides: Any) -> None:
     """Run one box: read the meter, spool, batch, publish; Ctrl-C drains and stops.
 
     Settings come from --config (TOML/JSON), then WATTSTREAM_DEVICE_* variables, then the
     options here (which win).
 
+    With --basic-ingest-rule the box publishes to $aws/rules/<rule>/energy/consumption/<id>
+    (AWS IoT Basic Ingest, no messaging charge); that works on IoT Core only, so a broker
+    host that is not *.amazonaws.com is refused unless --force-basic-ingest.
+
     \b
     Examples:
       wattstream device run --config box.toml
       WATTSTREAM_DEVICE_DEVICE_ID=box-0042 wattstream device run --broker-port 18883
+      wattstream device run --broker-host a1b2c3-ats.iot.us-east-1.amazonaws.com \\
+        --cert-dir certs --basic-ingest-rule wattstream_energy_consumption
     """
     from device.runtime import RunLoop, WallClock, build_box
     from device.settings import load_settings
@@ -118,9 +136,12 @@ def run(config_path: Path | None, **overrides: Any) -> None:
 @click.option("--drain-s", type=float, default=30.0, show_default=True, help="Time to empty the spools at the end.")
 @click.option("--issue-certs/--no-issue-certs", default=True, show_default=True,
               help="Create missing device certificates with the CA in --cert-dir.")
+@_basic_ingest_option
+@_force_basic_ingest_option
 def simulate(count: int, duration_s: float, interval_s: float, speed: float, cert_dir: Path, spool_dir: Path,
              prefix: str, first: int, max_readings: int, max_wait_s: float, protocol: str, seed: int,
-             synchronous: str, reconnect_max_s: float, drain_s: float, issue_certs: bool, **broker: Any) -> None:
+             synchronous: str, reconnect_max_s: float, drain_s: float, issue_certs: bool, basic_ingest_rule: str | None,
+             basic_ingest_force: bool | None, **broker: Any) -> None:
     """Run N virtual boxes in one process (one MQTT connection and one spool each).
 
     Simulated time runs --speed times faster than real time from duration x (speed - 1) in the
@@ -132,6 +153,8 @@ def simulate(count: int, duration_s: float, interval_s: float, speed: float, cer
     Examples:
       wattstream device simulate --devices 3 --duration-s 30 --interval-s 1 --port 18883
       wattstream device simulate --devices 100 --duration-s 60 --interval-s 10 --speed 600
+      wattstream device simulate --host a1b2c3-ats.iot.us-east-1.amazonaws.com \\
+        --basic-ingest-rule wattstream_energy_consumption --no-issue-certs
     """
     from device.runtime import RunLoop, ScaledClock, WallClock, build_box, device_ids, last_ts_ms, simulated_settings
     from device.settings import DeviceSettings
@@ -140,8 +163,10 @@ def simulate(count: int, duration_s: float, interval_s: float, speed: float, cer
         base = DeviceSettings(
             cert_dir=cert_dir, mqtt_protocol=protocol, read_interval_s=interval_s, max_readings=max_readings,
             max_wait_s=max_wait_s, spool_synchronous=synchronous, reconnect_min_s=min(1.0, reconnect_max_s),
-            reconnect_max_s=reconnect_max_s, simulated={"seed": seed}, **broker,
+            reconnect_max_s=reconnect_max_s, simulated={"seed": seed}, basic_ingest_rule=basic_ingest_rule,
+            basic_ingest_force=bool(basic_ingest_force), **broker,
         )
+        base.publish_topic()  # a Basic Ingest topic the broker cannot take: refused before any certificate
         configure_logging(base.log_level)
         ids = device_ids(prefix, count, first)
         if issue_certs:

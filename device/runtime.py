@@ -24,6 +24,7 @@ from device.meters import MeterSource, SimulatedMeter
 from device.publisher import MqttConfig, Publisher
 from device.settings import DeviceSettings
 from device.spool import Spool
+from readings.models import topic_for
 
 log = structlog.get_logger("device.runtime")
 
@@ -79,7 +80,11 @@ def build_meter(settings: DeviceSettings, *, start_energy_wh: float | None, firs
 
 
 def build_box(settings: DeviceSettings, *, now_ms: int, mqtt: MqttConfig | None = None, rng: random.Random | None = None) -> Box:
-    """One box from its settings. A simulated meter resumes from the register in the spool."""
+    """One box from its settings. A simulated meter resumes from the register in the spool.
+
+    Refuses (``ConfigError``) a topic the broker cannot take before it opens the spool.
+    """
+    topic = settings.publish_topic()
     spool = Spool(
         settings.resolved_spool_path,
         settings.device_id,
@@ -102,7 +107,10 @@ def build_box(settings: DeviceSettings, *, now_ms: int, mqtt: MqttConfig | None 
         read_interval_ms=interval_ms,
         max_inflight=settings.max_inflight,
         first_read_ms=first_read_ms,
+        topic=topic,
     )
+    if topic != topic_for(settings.device_id):
+        log.info("basic_ingest", device_id=settings.device_id, topic=topic)
     if len(spool):
         log.info("spool_resumed", device_id=settings.device_id, readings=len(spool), last_seq=last.seq)
     return box

@@ -10,6 +10,7 @@ Example ``box.toml``::
     broker_port = 8883
     meter = "modbus"
     read_interval_s = 10
+    # basic_ingest_rule = "wattstream_energy_consumption"   # IoT Core endpoints only
 
     [modbus]
     transport = "tcp"
@@ -35,6 +36,7 @@ from pydantic_settings import (
 from device.batching import IOT_BILLING_STEP_BYTES, BatchRule
 from device.certs import DEFAULT_CERT_DIR, CertLayout
 from device.publisher import MqttConfig
+from device.topic import publish_topic
 from readings.errors import ConfigError
 
 
@@ -96,6 +98,12 @@ class DeviceSettings(BaseSettings):
     simulated: SimulatedMeterSettings = Field(default_factory=SimulatedMeterSettings)
     modbus: ModbusSettings = Field(default_factory=ModbusSettings)
 
+    basic_ingest_rule: str | None = Field(
+        None, description="Publish to $aws/rules/<this rule>/energy/consumption/<id> (AWS IoT Basic Ingest: no messaging "
+        "charge). IoT Core only: refused for a broker host that is not *.amazonaws.com unless basic_ingest_force.",
+    )
+    basic_ingest_force: bool = Field(False, description="Use basic_ingest_rule with any broker host.")
+
     metrics_port: int = Field(0, ge=0, description="Prometheus endpoint port (0 = off).")
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR.")
 
@@ -123,6 +131,13 @@ class DeviceSettings(BaseSettings):
     @property
     def resolved_spool_path(self) -> Path:
         return self.spool_path or Path(".local/spool") / f"{self.device_id}.db"
+
+    def publish_topic(self) -> str:
+        """The topic of this box's messages (see ``device.topic``); ``ConfigError`` if it cannot work."""
+        return publish_topic(
+            self.device_id, broker_host=self.broker_host, basic_ingest_rule=self.basic_ingest_rule,
+            force=self.basic_ingest_force,
+        )
 
     def mqtt_config(self) -> MqttConfig:
         identity = CertLayout(self.cert_dir).device(self.device_id)

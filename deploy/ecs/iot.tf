@@ -7,7 +7,11 @@
 # The rules engine strips the $aws/rules/<rule> prefix before evaluating the rule: AWS IoT docs
 # ("Reducing messaging costs with Basic Ingest"): "The initial prefix of a Basic Ingest topic
 # ($aws/rules/rule-name) isn't available to the topic(Decimal) function." So topic(3) is still
-# the thing name and the same SQL serves both paths.
+# the thing name and the same SQL serves both paths. The same page: "If you define a rule that's
+# invoked only with Basic Ingest, the FROM clause is optional", i.e. the FROM filter is not what
+# selects Basic Ingest messages: the policy below is. It allows the prefix only in front of the
+# device's own energy/consumption/<thing>, bound to the thing name like the plain topic, so what
+# the rule sees as topic(3) is the publisher's thing name on both paths.
 
 resource "aws_iot_thing_type" "box" {
   name = var.thing_type_name
