@@ -51,6 +51,8 @@ class BatchResult:
     states: dict[str, DeviceState]
     """Every device of the batch -> its state after the batch."""
     stats: BatchStats
+    stored: dict[str, int] = field(default_factory=dict)
+    """Every device of the batch -> how many of its readings were stored (not duplicates)."""
 
 
 _FLAG_FIELDS = {
@@ -115,6 +117,7 @@ def compute_batch(
 
     aggregates: dict[tuple[str, str], BucketAggregate] = {}
     states: dict[str, DeviceState] = {}
+    stored: dict[str, int] = {}
     stats = BatchStats()
 
     for device_id, device_readings in by_device.items():
@@ -143,6 +146,7 @@ def compute_batch(
             bucket(day_key(ts_ms)).add_sample(ts_ms, power_w)
 
         meter = Meter(state, rules, on_energy, on_flag)
+        stored_before = stats.stored
         for r in device_readings:
             stats.readings += 1
             outcome = _take(state, r, on_flag)
@@ -159,5 +163,6 @@ def compute_batch(
             on_sample(newest.ts_ms, r.power_w)
             meter.step(r, newest.ts_ms)
         states[device_id] = state
+        stored[device_id] = stats.stored - stored_before
 
-    return BatchResult(aggregates, states, stats)
+    return BatchResult(aggregates, states, stats, stored)

@@ -1,104 +1,66 @@
-"""The KCL record processor of one shard: batch in memory, flush, then checkpoint.
+"""The KCL record processor of one shard: batch in memory, commit, carry on.
 
 The MultiLangDaemon starts one such process per shard it holds and talks to it over
-stdin/stdout. A flush runs in this order, and only this order:
+stdin/stdout. The processor owns its shard's devices: their state lives in memory, loaded once
+at ``initialize`` from the shard's snapshot (or, for a shard born of a split or merge, from its
+parents' final snapshots), and ``consumer.protocol.commit`` makes it durable with each batch.
 
-1. ``begin_batch``: the manifest records the batch's first and last sequence numbers,
-   conditional on this worker still owning the shard (fencing);
-2. the raw records (and any dead letters) go to S3 under keys derived from the batch;
-3. the aggregates and device states go to DynamoDB, each item conditional on the batch not
-   being applied to it yet;
-4. the KCL checkpoint moves to the batch's last sequence number. Only then is it done.
+The processor is in one phase at a time:
 
-A crash anywhere in 1–4 leaves a manifest past the checkpoint. The next ``initialize`` of the
-shard (here or on another worker) sees it and closes its first batch exactly at that manifest's
-last sequence number, so the replay rebuilds the same batch: the same S3 keys are overwritten
-with the same bytes and the items already written are skipped.
+- ``REPLAYING``: a crash interrupted a batch (its manifest lies past the checkpoint); records are
+  gathered until exactly that batch's last sequence number, then it is committed again;
+- ``RUNNING``: records are batched by the policy (every X seconds or Y records or so many bytes);
+- ``FENCED``: another worker owns the shard; everything is ignored until the lease goes;
+- ``STOPPED``: shutdown was requested or the shard ended; the last batch was committed.
 
 Lease lost: the batch is dropped, nothing is checkpointed (the new owner replays it).
-Shard ended / shutdown requested: the batch is flushed, then checkpointed.
 
 amazon_kclpy swallows exceptions raised by a processor and carries on with the next records,
-which would checkpoint past a batch that was never stored. So a flush that cannot complete
+which would checkpoint past a batch that was never stored. So a commit that cannot complete
 ends the process instead; the daemon restarts the shard and the manifest drives the replay.
+The only such causes are the stores being unreachable: bad input never gets this far (each
+record's failure is its own dead letter).
 """
 
 from __future__ import annotations
 
-import base64
 import functools
 import os
 import socket
 import time
 import uuid
-from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, Callable
 
 import structlog
 from amazon_kclpy import kcl
-from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.v3 import processor
 
 from batcher import BatchBuffer, FlushTrigger
 from consumer import metrics
+from consumer.lineage import Lineage, shard_lineage
+from consumer.protocol import Committed, Fenced, ShardMemory, Stores, commit
+from consumer.records import MAX_REJECTIONS_LISTED, PendingRecord
 from consumer.settings import Settings
-from readings import Reading, Reason, Rejection, decode_record
-from readings.errors import FencedError, WattstreamError
-from sinks.aggregates import AggregateStore, ApplyResult
-from sinks.archive import Archive, dead_letter_key, raw_key
+from readings import Reason, Rejection, decode_record
+from sinks.aggregates import AggregateStore
+from sinks.archive import Archive
+from sinks.live import LiveView, hash_key
 from sinks.manifest import Manifest, ManifestStore
+from sinks.snapshot import SnapshotStore
+
+__all__ = ["MAX_REJECTIONS_LISTED", "PendingRecord", "Phase", "ShardProcessor", "build"]
 
 log = structlog.get_logger("wattstream.consumer")
 
 EXIT_FLUSH_FAILED = 70
-MAX_REJECTIONS_LISTED = 20
 
 
-@dataclass(slots=True)
-class PendingRecord:
-    """A record taken from the stream, decoded, waiting for its batch's flush."""
-
-    sequence_number: str
-    partition_key: str
-    arrival_ms: int
-    data: bytes
-    readings: list[Reading] = field(default_factory=list)
-    rejections: list[Rejection] = field(default_factory=list)
-
-    def raw_line(self, shard_id: str) -> dict[str, Any]:
-        line: dict[str, Any] = {
-            "shard_id": shard_id,
-            "sequence_number": self.sequence_number,
-            "partition_key": self.partition_key,
-            "approximate_arrival_ms": self.arrival_ms,
-        }
-        try:
-            line["data"] = self.data.decode("utf-8")
-        except UnicodeDecodeError:
-            line["data_b64"] = base64.b64encode(self.data).decode("ascii")
-        return line
-
-    def dead_letter_line(self, shard_id: str) -> dict[str, Any] | None:
-        """The record's one dead-letter line, or None when nothing of it was rejected.
-
-        The record's bytes are stored once, whatever the number of rejected readings; the
-        first ``MAX_REJECTIONS_LISTED`` rejections are listed (reason, detail, reading index)
-        and ``rejections_total`` counts them all. ``reason``, ``detail`` and ``reading_index``
-        repeat the first one, so a query by reason needs no unnesting.
-        """
-        if not self.rejections:
-            return None
-        first = self.rejections[0]
-        line = self.raw_line(shard_id)
-        line.update(reason=str(first.reason), detail=first.detail, rejected_at_ms=self.arrival_ms)
-        if first.index is not None:
-            line["reading_index"] = first.index
-        line["rejections_total"] = len(self.rejections)
-        line["rejections"] = [
-            {"reason": str(r.reason), "detail": r.detail, **({} if r.index is None else {"reading_index": r.index})}
-            for r in self.rejections[:MAX_REJECTIONS_LISTED]
-        ]
-        return line
+class Phase(StrEnum):
+    REPLAYING = "replaying"
+    RUNNING = "running"
+    FENCED = "fenced"
+    STOPPED = "stopped"
 
 
 def _fatal_on_error(callback: Callable[..., None]) -> Callable[..., None]:
@@ -126,50 +88,64 @@ class ShardProcessor(processor.RecordProcessorBase):
         self,
         settings: Settings,
         *,
-        aggregates: AggregateStore,
-        manifests: ManifestStore,
-        archive: Archive,
+        stores: Stores | None,
+        lineage_of: Callable[[str], Lineage] = Lineage,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         owner: str | None = None,
     ) -> None:
         self.settings = settings
-        self._aggregates = aggregates
-        self._manifests = manifests
-        self._archive = archive
+        self._stores = stores
+        self._lineage_of = lineage_of
         self._clock_ms = clock_ms
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._future_tolerance_ms = int(settings.future_tolerance_s * 1000)
         self.shard_id = ""
+        self.phase = Phase.RUNNING
         self.buffer: BatchBuffer[PendingRecord] = BatchBuffer(settings.batch_policy)
+        self.memory = ShardMemory()
+        self.lineage = Lineage("")
         self._claimed: Manifest | None = None
         self._replay_until: int | None = None
-        self._replay_started = False
-        self._fenced = False
-        self._stopped = False
+        self._replay_first: str | None = None
+
+    @property
+    def stores(self) -> Stores:
+        assert self._stores is not None, "a processor without stores only decodes"
+        return self._stores
 
     # -- KCL callbacks -------------------------------------------------------------------
 
     @_fatal_on_error
     def initialize(self, initialize_input: Any) -> None:
-        """Called once before any records: claim the shard, look for an interrupted batch."""
+        """Called once before any records: claim the shard, load its devices, look for a replay."""
         self.shard_id = initialize_input.shard_id
         structlog.contextvars.bind_contextvars(shard=self.shard_id)
         # Without a claim there is no fencing and no replay: a failure here refuses the shard.
-        self._claimed = self._manifests.claim(self.shard_id, self._owner)
+        self._claimed = claimed = self.stores.manifests.claim(self.shard_id, self._owner)
+        self.lineage = self._lineage_of(self.shard_id)
         checkpoint = initialize_input.sequence_number
-        if self._claimed.pending_after(checkpoint):
-            self._replay_until = int(self._claimed.last_seq or 0)
+        if claimed.pending_after(checkpoint):
+            self.phase = Phase.REPLAYING
+            self._replay_until = int(claimed.last_seq or 0)
+            self._replay_first = claimed.first_seq
+            self.memory = self._load(claimed.prev_state_key)
+        elif claimed.state_key is not None:
+            self.memory = self._load(claimed.state_key)
+        else:
+            self.memory = self._inherit()
         log.info(
             "shard_initialized",
             checkpoint=checkpoint,
-            epoch=self._claimed.epoch,
-            replay_until=self._claimed.last_seq if self._replay_until is not None else None,
+            epoch=claimed.epoch,
+            replay_until=claimed.last_seq if self.phase is Phase.REPLAYING else None,
+            devices=len(self.memory.states),
+            parents=list(self.lineage.parents),
         )
 
     @_fatal_on_error
     def process_records(self, process_records_input: Any) -> None:
         """Called for every poll, with records or without (so a quiet shard still flushes)."""
-        if self._fenced or self._stopped:
+        if self.phase in (Phase.FENCED, Phase.STOPPED):
             return
         checkpointer = process_records_input.checkpointer
         behind = process_records_input.millis_behind_latest
@@ -180,36 +156,18 @@ class ShardProcessor(processor.RecordProcessorBase):
         if records:
             metrics.RECORDS.labels(self.shard_id).inc(len(records))
         for record in records:
-            seq = int(record.sequence_number)
-            if self._replay_until is not None and not self._replay_started:
-                self._replay_started = True
-                if self._claimed is not None and self._claimed.first_seq not in (None, record.sequence_number):
-                    # Records expired from the stream, or the lease table was reset: the
-                    # rebuilt batch cannot be the interrupted one. Say so loudly and batch by
-                    # the policy again (items already holding newer batches skip the writes).
-                    metrics.ERRORS.labels("replay_mismatch").inc()
-                    log.error("replay_mismatch", expected_first=self._claimed.first_seq, got=record.sequence_number)
-                    self._replay_until = None
-            if self._replay_until is not None and seq > self._replay_until:
-                # The interrupted batch ended before this record (or it expired from the
-                # stream): close what was rebuilt, then carry on normally.
-                if len(self.buffer):
-                    self._flush(checkpointer, FlushTrigger.REPLAY)
-                self._replay_until = None
-            self.buffer.add(self._decode(record), len(record.binary_data), now_ms)
-            if self._replay_until is not None:
-                if seq == self._replay_until:
-                    self._flush(checkpointer, FlushTrigger.REPLAY)
-                    self._replay_until = None
+            if self.phase is Phase.REPLAYING:
+                self._replay(record, checkpointer, now_ms)
             else:
+                self.buffer.add(self._decode(record), len(record.binary_data), now_ms)
                 trigger = self.buffer.due(now_ms)
                 if trigger is not None:
                     self._flush(checkpointer, trigger)
-            if self._fenced:
+            if self.phase is Phase.FENCED:
                 return
         # While replaying, only the boundary closes the batch: a batch cut anywhere else would
         # archive its records under a second key and apply them under another marker.
-        if self._replay_until is None:
+        if self.phase is Phase.RUNNING:
             trigger = self.buffer.due(now_ms)
             if trigger is not None:
                 self._flush(checkpointer, trigger)
@@ -219,27 +177,97 @@ class ShardProcessor(processor.RecordProcessorBase):
         """Another worker owns the shard: drop the batch; the new owner replays it."""
         log.info("lease_lost", dropped_records=len(self.buffer))
         self.buffer.drain()
+        self.phase = Phase.FENCED
 
     @_fatal_on_error
     def shard_ended(self, shard_ended_input: Any) -> None:
         """The shard was split or merged: store what is left, then checkpoint its end."""
+        if self.phase is Phase.REPLAYING:
+            self._close_replay(shard_ended_input.checkpointer)
         self._flush(shard_ended_input.checkpointer, FlushTrigger.SHARD_END)
-        if not self._fenced:
+        if self.phase is not Phase.FENCED:
             shard_ended_input.checkpointer.checkpoint()
+            self.phase = Phase.STOPPED
             log.info("shard_ended")
 
     @_fatal_on_error
     def shutdown_requested(self, shutdown_requested_input: Any) -> None:
         """The worker is stopping (SIGTERM): flush and checkpoint before the grace runs out."""
-        self._stopped = True
-        if self._replay_until is not None:
+        if self.phase is Phase.REPLAYING:
             # Half a rebuilt batch must not be stored under new boundaries: the next owner
             # replays the interrupted batch whole.
             log.info("shutdown_during_replay", dropped_records=len(self.buffer))
             self.buffer.drain()
+            self.phase = Phase.STOPPED
             return
         self._flush(shutdown_requested_input.checkpointer, FlushTrigger.SHUTDOWN)
+        if self.phase is not Phase.FENCED:
+            self.phase = Phase.STOPPED
         log.info("shutdown_flushed")
+
+    # -- replay ----------------------------------------------------------------------------
+
+    def _replay(self, record: Any, checkpointer: Any, now_ms: int) -> None:
+        """Gather the interrupted batch again; commit it exactly at its last sequence number."""
+        assert self._replay_until is not None and self._claimed is not None
+        seq = int(record.sequence_number)
+        if not len(self.buffer) and self._replay_first not in (None, record.sequence_number):
+            # Records expired from the stream, or the lease table was reset: the batch cannot
+            # be rebuilt. Carry on from the state the interrupted batch left, if it got that
+            # far (its records are duplicates there), and batch by the policy again.
+            metrics.ERRORS.labels("replay_mismatch").inc()
+            log.error("replay_mismatch", expected_first=self._replay_first, got=record.sequence_number)
+            if self._claimed.state_key is not None:
+                memory = self.stores.snapshots.get(self._claimed.state_key)
+                if memory is not None:
+                    self.memory = ShardMemory.from_doc(memory, self._claimed.state_key)
+            self._end_replay()
+            self.buffer.add(self._decode(record), len(record.binary_data), now_ms)
+            return
+        if seq > self._replay_until:
+            # The interrupted batch ended before this record: commit what was rebuilt, then
+            # carry on normally.
+            self._close_replay(checkpointer)
+            if self.phase is Phase.RUNNING:
+                self.buffer.add(self._decode(record), len(record.binary_data), now_ms)
+            return
+        self.buffer.add(self._decode(record), len(record.binary_data), now_ms)
+        if seq == self._replay_until:
+            self._close_replay(checkpointer)
+
+    def _close_replay(self, checkpointer: Any) -> None:
+        self._end_replay()
+        if len(self.buffer):
+            self._flush(checkpointer, FlushTrigger.REPLAY)
+
+    def _end_replay(self) -> None:
+        self.phase = Phase.RUNNING
+        self._replay_until = None
+        self._replay_first = None
+
+    # -- state -----------------------------------------------------------------------------
+
+    def _load(self, key: str | None) -> ShardMemory:
+        if key is None:
+            return self._inherit()
+        doc = self.stores.snapshots.get(key)
+        if doc is None:
+            # A manifest names a snapshot that is gone: devices start afresh (loudly).
+            metrics.ERRORS.labels("snapshot_missing").inc()
+            log.error("snapshot_missing", key=key)
+            return ShardMemory()
+        return ShardMemory.from_doc(doc, key)
+
+    def _inherit(self) -> ShardMemory:
+        """A new shard's devices: from its parents' final snapshots, those in its hash range."""
+        memory = ShardMemory()
+        for parent in self.lineage.parents:
+            manifest = self.stores.manifests.read(parent)
+            if manifest is None or manifest.state_key is None:
+                continue
+            doc = self.stores.snapshots.get(manifest.state_key) or {}
+            memory.merge_doc({d: entry for d, entry in doc.items() if self.lineage.owns(hash_key(d))})
+        return memory
 
     # -- the flush -----------------------------------------------------------------------
 
@@ -261,111 +289,78 @@ class ShardProcessor(processor.RecordProcessorBase):
         return PendingRecord(record.sequence_number, record.partition_key, arrival_ms, data, readings, rejections)
 
     def _flush(self, checkpointer: Any, trigger: FlushTrigger) -> None:
-        if self._fenced or not len(self.buffer):
+        if self.phase is Phase.FENCED or not len(self.buffer):
             return
         assert self._claimed is not None
         batch = self.buffer.drain()
-        first, last = batch[0].sequence_number, batch[-1].sequence_number
         started = time.perf_counter()
-        key = raw_key(self.shard_id, first, last, batch[0].arrival_ms)
-        # Any other error leaves through _fatal_on_error: the process ends, nothing is
-        # checkpointed past this batch, and the restarted worker replays it.
-        try:
-            self._manifests.begin_batch(
-                self._claimed, first_seq=first, last_seq=last, records=len(batch), raw_key=key, trigger=str(trigger)
-            )
-            self._archive.put(key, (r.raw_line(self.shard_id) for r in batch))
-            metrics.S3_PUTS.labels("raw").inc()
-            dead = [line for r in batch if (line := r.dead_letter_line(self.shard_id)) is not None]
-            if dead:
-                self._archive.put(dead_letter_key(self.shard_id, first, last, batch[0].arrival_ms), dead)
-                metrics.S3_PUTS.labels("dead_letter").inc()
-            readings = [reading for r in batch for reading in r.readings]
-            applied = self._aggregates.apply(self.shard_id, last, readings)
-        except FencedError as exc:
-            current = self._manifests.read(self.shard_id)
-            if current is not None and (current.epoch, current.owner) == (self._claimed.epoch, self._claimed.owner):
-                # Refused by a newer batch while nobody claimed the shard from us: the store and
-                # the checkpoint disagree. Stopping beats idling on a lease we keep renewing.
-                raise WattstreamError(f"newer data than our own batch, yet the shard is ours: {exc}") from exc
-            self._fence(exc, len(batch))
+        outcome = commit(batch, claimed=self._claimed, memory=self.memory, stores=self.stores,
+                         lineage=self.lineage, rules=self.settings.register_rules, checkpointer=checkpointer,
+                         trigger=trigger)
+        if isinstance(outcome, Fenced):
+            self.phase = Phase.FENCED
+            metrics.ERRORS.labels("fenced").inc()
+            log.warning("fenced", reason=outcome.reason, dropped_records=len(batch))
             return
+        self.memory = outcome.memory
         try:
-            self._checkpoint(checkpointer, last)
-        except FencedError as exc:
-            self._fence(exc, len(batch))
-            return
-        try:
-            self._record_flush(trigger, batch, readings, dead, applied, time.perf_counter() - started)
+            _record_flush(self.settings, self.shard_id, trigger, batch, outcome, time.perf_counter() - started,
+                          self._clock_ms())
         except Exception as exc:  # noqa: BLE001 - the batch is stored and checkpointed; only metrics failed
             log.warning("flush_metrics_failed", error=repr(exc))
 
-    def _fence(self, exc: FencedError, dropped_records: int) -> None:
-        self._fenced = True
-        metrics.ERRORS.labels("fenced").inc()
-        log.warning("fenced", reason=str(exc), dropped_records=dropped_records)
 
-    def _record_flush(self, trigger: FlushTrigger, batch: list[PendingRecord], readings: list[Reading],
-                      dead: list[dict[str, Any]], applied: ApplyResult, elapsed_s: float) -> None:
-        first, last = batch[0].sequence_number, batch[-1].sequence_number
-        stats = applied.stats
-        now_ms = self._clock_ms()
-        metrics.BATCHES.labels(str(trigger)).inc()
-        metrics.BATCH_RECORDS.observe(len(batch))
-        metrics.FLUSH_SECONDS.observe(elapsed_s)
-        metrics.DDB_WRITES.labels(self.settings.aggregates_table).inc(applied.items_written)
-        metrics.DDB_WRITES.labels(self.settings.state_table).inc()
-        metrics.DDB_SKIPPED.inc(applied.items_skipped)
-        metrics.DDB_WCU.inc(applied.consumed_wcu)
-        metrics.READINGS_STORED.inc(stats.stored)
-        metrics.READINGS_DUPLICATE.inc(stats.duplicates)
-        metrics.READINGS_LATE.inc(stats.late)
-        metrics.ENERGY.inc(stats.energy_wh)
-        metrics.DEAD_LETTERS.inc(len(dead))
-        rejected = _rejections_by_reason(batch)
-        for reason, (count, _) in rejected.items():
-            metrics.REJECTED.labels(reason).inc(count)
-        for flag, count in stats.flags.items():
-            metrics.REGISTER_FLAGS.labels(flag).inc(count)
-        for r in readings[-1000:]:
-            metrics.READING_AGE.observe(max(0.0, (now_ms - r.ts_ms) / 1000))
-        log.info(
-            "batch_flushed",
-            trigger=str(trigger),
-            records=len(batch),
-            readings=stats.readings,
-            stored=stats.stored,
-            duplicates=stats.duplicates,
-            late=stats.late,
-            rejected=sum(count for count, _ in rejected.values()),
-            dead_letters=len(dead),
-            energy_wh=round(stats.energy_wh, 3),
-            items_written=applied.items_written,
-            items_skipped=applied.items_skipped,
-            first_seq=first,
-            last_seq=last,
-            duration_ms=round(elapsed_s * 1000, 1),
-        )
-        # One line per reason and batch, whatever a box sends: the dead letters hold the rest.
-        for reason, (count, (record, rejection)) in rejected.items():
-            log.warning("record_rejected", reason=reason, count=count, detail=rejection.detail,
-                        sequence_number=record.sequence_number, partition_key=record.partition_key[:256])
-
-    def _checkpoint(self, checkpointer: Any, sequence_number: str, attempts: int = 5) -> None:
-        for attempt in range(attempts):
-            try:
-                checkpointer.checkpoint(sequence_number)
-                metrics.CHECKPOINTS.inc()
-                log.debug("checkpointed", sequence_number=sequence_number)
-                return
-            except CheckpointError as exc:
-                if exc.value == "ShutdownException":
-                    # The lease moved while we flushed: the new owner replays this batch and
-                    # the items we wrote are skipped there.
-                    raise FencedError("lease lost before the checkpoint") from exc
-                if exc.value != "ThrottlingException" or attempt == attempts - 1:
-                    raise WattstreamError(f"checkpoint failed: {exc.value}") from exc
-                time.sleep(0.2 * 2**attempt)
+def _record_flush(settings: Settings, shard_id: str, trigger: FlushTrigger, batch: list[PendingRecord],
+                  outcome: Committed, elapsed_s: float, now_ms: int) -> None:
+    stats, writes = outcome.stats, outcome.writes
+    dead = writes.dead_letters
+    metrics.BATCHES.labels(str(trigger)).inc()
+    metrics.BATCH_RECORDS.observe(len(batch))
+    metrics.FLUSH_SECONDS.observe(elapsed_s)
+    metrics.DDB_WRITES.labels(settings.aggregates_table).inc(writes.buckets.written + writes.live_items)
+    metrics.DDB_WRITES.labels(settings.state_table).inc()
+    metrics.DDB_SKIPPED.inc(writes.buckets.skipped)
+    metrics.DDB_WCU.inc(writes.buckets.consumed_wcu + writes.live_wcu)
+    metrics.S3_PUTS.labels("raw").inc()
+    metrics.S3_PUTS.labels("state").inc()
+    if dead:
+        metrics.S3_PUTS.labels("dead_letter").inc()
+    metrics.READINGS_STORED.inc(stats.stored)
+    metrics.READINGS_DUPLICATE.inc(stats.duplicates)
+    metrics.READINGS_LATE.inc(stats.late)
+    metrics.ENERGY.inc(stats.energy_wh)
+    metrics.DEAD_LETTERS.inc(len(dead))
+    rejected = _rejections_by_reason(batch)
+    for reason, (count, _) in rejected.items():
+        metrics.REJECTED.labels(reason).inc(count)
+    for flag, count in stats.flags.items():
+        metrics.REGISTER_FLAGS.labels(flag).inc(count)
+    readings = [r for record in batch[-200:] for r in record.readings]
+    for r in readings[-1000:]:
+        metrics.READING_AGE.observe(max(0.0, (now_ms - r.ts_ms) / 1000))
+    log.info(
+        "batch_flushed",
+        trigger=str(trigger),
+        records=len(batch),
+        readings=stats.readings,
+        stored=stats.stored,
+        duplicates=stats.duplicates,
+        late=stats.late,
+        rejected=sum(count for count, _ in rejected.values()),
+        dead_letters=len(dead),
+        energy_wh=round(stats.energy_wh, 3),
+        items_written=writes.buckets.written + writes.live_items,
+        items_skipped=writes.buckets.skipped,
+        live_items=writes.live_items,
+        snapshot_bytes=writes.snapshot_bytes,
+        first_seq=batch[0].sequence_number,
+        last_seq=batch[-1].sequence_number,
+        duration_ms=round(elapsed_s * 1000, 1),
+    )
+    # One line per reason and batch, whatever a box sends: the dead letters hold the rest.
+    for reason, (count, (record, rejection)) in rejected.items():
+        log.warning("record_rejected", reason=reason, count=count, detail=rejection.detail,
+                    sequence_number=record.sequence_number, partition_key=record.partition_key[:256])
 
 
 def _rejections_by_reason(batch: list[PendingRecord]) -> dict[str, tuple[int, tuple[PendingRecord, Rejection]]]:
@@ -381,14 +376,17 @@ def _rejections_by_reason(batch: list[PendingRecord]) -> dict[str, tuple[int, tu
 
 def build(settings: Settings) -> ShardProcessor:
     """The processor wired to real clients (endpoints from the standard AWS variables)."""
-    dynamodb = settings.client("dynamodb")
-    return ShardProcessor(
-        settings,
-        aggregates=AggregateStore(
-            dynamodb, settings.aggregates_table, settings.register_rules, workers=settings.flush_workers
-        ),
+    dynamodb, s3 = settings.client("dynamodb"), settings.client("s3")
+    stores = Stores(
         manifests=ManifestStore(dynamodb, settings.state_table),
-        archive=Archive(settings.client("s3"), settings.raw_bucket),
+        archive=Archive(s3, settings.raw_bucket),
+        snapshots=SnapshotStore(s3, settings.raw_bucket),
+        aggregates=AggregateStore(dynamodb, settings.aggregates_table, workers=settings.flush_workers),
+        live=LiveView(dynamodb, settings.aggregates_table, settings.live_groups),
+    )
+    kinesis = settings.client("kinesis")
+    return ShardProcessor(
+        settings, stores=stores, lineage_of=lambda shard: shard_lineage(kinesis, settings.stream_name, shard)
     )
 
 

@@ -8,14 +8,12 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from sinks.dynamo import decode_item
+from sinks.read import fleet_buckets
 
 
 def scan_aggregates(dynamodb: Any, table: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    for page in dynamodb.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
-        items.extend(decode_item(raw) for raw in page.get("Items", []))
-    return items
+    """Every device's hours and days with data, closed or open (see ``sinks.read``)."""
+    return fleet_buckets(dynamodb, table)
 
 
 def total_by_device(items: list[dict[str, Any]], attribute: str, granularity: str = "d") -> dict[str, float]:

@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     register_tolerance_wh: float = Field(1.0, ge=0, description="A register decrease up to this is noise.")
     max_power_w: float = Field(100_000.0, gt=0, description="A rise above this power x elapsed time is a jump.")
     future_tolerance_s: float = Field(300.0, ge=0, description="Readings this far after receipt are rejected.")
+    anchor_window_s: int = Field(
+        86_400, ge=0, description="How long after a reset or jump a register may still return to its old cycle."
+    )
 
     # The KCL daemon.
     worker_id: str = Field(
@@ -69,6 +72,11 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="structlog level: DEBUG, INFO, WARNING, ERROR.")
     flush_workers: int = Field(8, ge=1, le=64, description="Parallel DynamoDB writes during one flush.")
+    live_groups: int = Field(
+        100, ge=1, le=99_999,
+        description="Items the real-time view packs the devices into: about one per 100 boxes keeps each "
+        "item near 4 KB. Readers and the consumer must agree on it.",
+    )
 
     @cached_property
     def batch_policy(self) -> BatchPolicy:
@@ -76,7 +84,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def register_rules(self) -> RegisterRules:
-        return RegisterRules(self.register_tolerance_wh, self.max_power_w)
+        return RegisterRules(self.register_tolerance_wh, self.max_power_w, self.anchor_window_s * 1000)
 
     def endpoint(self, service: str) -> str | None:
         """The endpoint override for ``service`` from the standard AWS variables, if any."""

@@ -1,32 +1,36 @@
-"""Hourly/daily aggregates and each device's ``latest`` item, applied exactly once per batch.
+"""Closed hours and days in DynamoDB, each written once, and the corrections they receive.
 
-Every item remembers, per shard, the last batch applied to it (``applied#<shard>``, the
-batch's last sequence number zero-padded so DynamoDB compares it as a number). A write is
-conditional on that marker being older than the batch, so:
+A bucket item is written when its device's time base passes the bucket's end (see
+``batcher.ledger``); what arrives for it afterwards is a correction, added to the stored item.
+Each item remembers the last write: ``w`` (the shard that made it) and ``s`` (that batch's last
+sequence number, zero-padded so it compares as a number). Before changing an item, a writer
+looks at that pair:
 
-- a batch replayed after a crash skips the items its first attempt already wrote;
-- a zombie worker still flushing a batch the new owner has moved past cannot overwrite.
+- its own shard and its own batch: the write was made by an earlier attempt of this batch (a
+  replay after a crash): skipped;
+- its own shard and a later batch, or a shard descended from it (after a split or merge): the
+  shard moved on without this worker, which is a zombie: ``FencedError``;
+- anything else (nothing yet, an ancestor shard, an earlier batch): written, conditional on the
+  pair it saw, so two writers can never both succeed.
 
-The ``latest`` item keeps the device state before the batch (``prev_state``) beside the state
-after it: when a replayed batch finds its own marker there, it starts again from
-``prev_state``, so the replay computes exactly the updates of the first attempt.
+Two attributes whatever the resharding history, so the markers never grow.
 """
 
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping
 
 from botocore.exceptions import ClientError
 
-from batcher import BatchStats, BucketAggregate, DeviceState, RegisterRules, compute_batch
+from batcher import BucketAggregate
 from readings.errors import FencedError, SinkError
-from readings.models import Reading, to_rfc3339
-from sinks.dynamo import batch_get, encode_item, with_retries
+from sinks.dynamo import batch_get, decode_item, encode_item, with_retries
 
-LATEST = "latest"
 SEQ_WIDTH = 64
+WRITER = "w"
+SEQ = "s"
 
 
 def seq_marker(sequence_number: str | int) -> str:
@@ -34,136 +38,172 @@ def seq_marker(sequence_number: str | int) -> str:
     return str(int(sequence_number)).zfill(SEQ_WIDTH)
 
 
-def applied_attr(shard_id: str) -> str:
-    return f"applied#{shard_id}"
-
-
 @dataclass(frozen=True, slots=True)
-class ApplyResult:
-    stats: BatchStats
-    items_written: int
-    items_skipped: int
-    """Items an earlier attempt of the same batch had already written."""
+class Writer:
+    """Who writes: a shard, the batch (by its last sequence number), the shards descended from it."""
+
+    shard_id: str
+    marker: str
+    descendants: frozenset[str] = field(default_factory=frozenset)
+
+    def verdict(self, item: Mapping[str, Any] | None) -> str:
+        """``write``, ``applied`` (this batch wrote it already) or ``fenced``, from the stored pair."""
+        if item is None or SEQ not in item:
+            return "write"
+        writer, seq = item.get(WRITER), str(item[SEQ])
+        if writer == self.shard_id:
+            return "applied" if seq == self.marker else "fenced" if seq > self.marker else "write"
+        return "fenced" if writer in self.descendants else "write"
+
+
+@dataclass(slots=True)
+class WriteResult:
+    written: int = 0
+    skipped: int = 0
+    """Writes an earlier attempt of the same batch had already made."""
     consumed_wcu: float = 0.0
-    """Write capacity units DynamoDB reported for the writes."""
+    read_units: float = 0.0
+
+    def add(self, other: WriteResult) -> None:
+        self.written += other.written
+        self.skipped += other.skipped
+        self.consumed_wcu += other.consumed_wcu
+        self.read_units += other.read_units
+
+
+def bucket_item(device_id: str, bucket: str, agg: BucketAggregate) -> dict[str, Any]:
+    """The stored form of one device's bucket (plain values; ``encode_item`` makes it DynamoDB's)."""
+    item: dict[str, Any] = {"device_id": device_id, "bucket": bucket, **agg.to_dict()}
+    if agg.power_samples:
+        item["power_mean_w"] = agg.power_sum_w / agg.power_samples
+    return item
 
 
 class AggregateStore:
-    """Applies batches of readings to the aggregates table. Thread-safe; one per process."""
+    """Writes closed buckets and corrections to the aggregates table. Thread-safe; one per process."""
 
-    def __init__(self, client: Any, table: str, rules: RegisterRules, *, workers: int = 8) -> None:
+    def __init__(self, client: Any, table: str, *, workers: int = 8) -> None:
         self._client = client
         self._table = table
-        self._rules = rules
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ddb-write")
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    def apply(self, shard_id: str, last_sequence_number: str, readings: Sequence[Reading]) -> ApplyResult:
-        """Apply one batch whose last record has ``last_sequence_number``.
+    def write_closed(self, writer: Writer, closed: Mapping[tuple[str, str], BucketAggregate]) -> WriteResult:
+        """Create each closed bucket's item; one that exists already is handled as a correction."""
+        outcomes = list(self._pool.map(lambda kv: self._create(writer, *kv), closed.items()))
+        existing = {key: agg for (key, agg), created in zip(closed.items(), outcomes) if created is None}
+        result = WriteResult()
+        for created in outcomes:
+            if created is not None:
+                result.add(created)
+        if existing:
+            result.add(self.correct(writer, existing))
+        return result
 
-        Raises ``FencedError`` if a later batch of the shard was applied already (another
-        worker owns the shard now) and ``SinkError`` if the table keeps failing.
-        """
-        marker = seq_marker(last_sequence_number)
-        attr = applied_attr(shard_id)
-        devices = sorted({r.device_id for r in readings})
-        latest = batch_get(self._client, self._table, ({"device_id": d, "bucket": LATEST} for d in devices))
+    def correct(self, writer: Writer, deltas: Mapping[tuple[str, str], BucketAggregate]) -> WriteResult:
+        """Add each delta to its stored bucket (read, merge, write back conditionally)."""
+        result = WriteResult()
+        pending = dict(deltas)
+        for _ in range(5):
+            if not pending:
+                return result
+            stored = batch_get(self._client, self._table, ({"device_id": d, "bucket": b} for d, b in pending))
+            result.read_units += len(pending)  # strongly consistent reads of items under 4 KB
+            outcomes = list(self._pool.map(lambda kv: self._merge(writer, kv[0], kv[1], stored.get(kv[0])),
+                                           pending.items()))
+            retry = {}
+            for (key, agg), outcome in zip(pending.items(), outcomes):
+                if outcome is None:
+                    retry[key] = agg  # changed between our read and our write: read again
+                else:
+                    result.add(outcome)
+            pending = retry
+        raise SinkError(f"corrections of {len(pending)} items kept conflicting")
 
-        prior: dict[str, DeviceState] = {}
-        for device_id in devices:
-            item = latest.get((device_id, LATEST))
-            if item is None:
-                continue
-            applied = item.get(attr, "")
-            if applied > marker:
-                raise FencedError(f"{device_id}: batch {applied} of {shard_id} is newer than {marker}")
-            prior[device_id] = DeviceState.from_dict(item.get("prev_state" if applied == marker else "state"))
+    # -- one item ---------------------------------------------------------------------------
 
-        result = compute_batch(readings, prior, self._rules)
-        existing = batch_get(self._client, self._table, ({"device_id": d, "bucket": b} for d, b in result.aggregates))
+    def _create(self, writer: Writer, key: tuple[str, str], agg: BucketAggregate) -> WriteResult | None:
+        """The item written (None: it exists already and needs a merge)."""
+        item = self._stamped(bucket_item(*key, agg), writer)
+        try:
+            response = self._put(item, "attribute_not_exists(#s)", {"#s": SEQ}, {})
+        except _Refused as refused:
+            verdict = writer.verdict(refused.item)
+            if verdict == "applied":
+                return WriteResult(skipped=1)
+            if verdict == "fenced":
+                raise FencedError(f"{key}: written by {refused.item.get(WRITER)} at {refused.item.get(SEQ)}") from None
+            return None
+        return WriteResult(written=1, consumed_wcu=_units(response))
 
-        puts: list[dict[str, Any]] = []
-        skipped = 0
-        for (device_id, bucket), delta in result.aggregates.items():
-            old = existing.get((device_id, bucket))
-            if old is not None and old.get(attr, "") >= marker:
-                skipped += 1
-                continue
-            merged = BucketAggregate.from_dict(old or {}).merge(delta)
-            puts.append(self._aggregate_item(device_id, bucket, merged, attr, marker))
-        for device_id, state in result.states.items():
-            item = latest.get((device_id, LATEST))
-            if item is not None and item.get(attr, "") >= marker:
-                skipped += 1
-                continue
-            if device_id in prior and state.to_dict() == prior[device_id].to_dict():
-                continue  # only duplicates of this device: nothing to write
-            puts.append(self._latest_item(device_id, state, prior.get(device_id), attr, marker))
+    def _merge(self, writer: Writer, key: tuple[str, str], delta: BucketAggregate,
+               stored: Mapping[str, Any] | None) -> WriteResult | None:
+        verdict = writer.verdict(stored)
+        if verdict == "applied":
+            return WriteResult(skipped=1)
+        if verdict == "fenced":
+            assert stored is not None
+            raise FencedError(f"{key}: written by {stored.get(WRITER)} at {stored.get(SEQ)}")
+        merged = delta if stored is None else BucketAggregate.from_dict(dict(stored)).merge(delta)
+        item = self._stamped(bucket_item(*key, merged), writer)
+        if stored is None:
+            condition, names, values = "attribute_not_exists(#s)", {"#s": SEQ}, {}
+        elif SEQ not in stored:
+            condition, names, values = "attribute_not_exists(#s)", {"#s": SEQ}, {}
+        else:
+            condition = "#w = :w AND #s = :s"
+            names = {"#w": WRITER, "#s": SEQ}
+            values = {":w": {"S": str(stored[WRITER])}, ":s": {"S": str(stored[SEQ])}}
+        try:
+            response = self._put(item, condition, names, values)
+        except _Refused:
+            return None
+        return WriteResult(written=1, consumed_wcu=_units(response))
 
-        outcomes = list(self._pool.map(lambda item: self._put(item, attr, marker), puts))
-        written = sum(1 for ok, _ in outcomes if ok)
-        capacity = sum(units for _, units in outcomes)
-        return ApplyResult(result.stats, written, skipped + len(puts) - written, capacity)
+    @staticmethod
+    def _stamped(item: dict[str, Any], writer: Writer) -> dict[str, Any]:
+        return {**item, WRITER: writer.shard_id, SEQ: writer.marker}
 
-    def _put(self, item: dict[str, Any], attr: str, marker: str) -> tuple[bool, float]:
-        """(written, consumed write capacity units) of one conditional put."""
-
-        # UpdateItem, not PutItem: the item keeps the markers of other shards (a device moves
-        # to a child shard when its shard is split), so a late writer of the parent shard is
-        # still refused by its own marker.
-        values = encode_item({k: v for k, v in item.items() if k not in ("device_id", "bucket", attr)})
-        names = {f"#f{i}": name for i, name in enumerate(values)}
-        update = "SET #a = :m, " + ", ".join(f"#f{i} = :f{i}" for i in range(len(values)))
-
-        def call() -> dict[str, Any]:
-            return self._client.update_item(
-                TableName=self._table,
-                Key={"device_id": {"S": item["device_id"]}, "bucket": {"S": item["bucket"]}},
-                UpdateExpression=update,
-                ConditionExpression="attribute_not_exists(#a) OR #a < :m",
-                ExpressionAttributeNames={**names, "#a": attr},
-                ExpressionAttributeValues={**{f":f{i}": v for i, v in enumerate(values.values())}, ":m": {"S": marker}},
-                ReturnConsumedCapacity="TOTAL",
-            )
+    def _put(self, item: dict[str, Any], condition: str, names: dict[str, str], values: dict[str, Any]) -> Any:
+        def call() -> Any:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "Item": encode_item(item),
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ReturnConsumedCapacity": "TOTAL",
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+            if values:
+                kwargs["ExpressionAttributeValues"] = values
+            return self._client.put_item(**kwargs)
 
         try:
-            response = with_retries(call, what=f"PutItem {item['device_id']}/{item['bucket']}")
-        except SinkError as exc:  # the condition failing is data, not an error
+            return with_retries(call, what=f"PutItem {item['device_id']}/{item['bucket']}")
+        except SinkError as exc:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                return False, 0.0
+                old = cause.response.get("Item")
+                raise _Refused(decode_item(old) if old else self._get(item)) from None
             raise
-        return True, float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
 
-    @staticmethod
-    def _aggregate_item(device_id: str, bucket: str, agg: BucketAggregate, attr: str, marker: str) -> dict[str, Any]:
-        item: dict[str, Any] = {"device_id": device_id, "bucket": bucket, attr: marker, **agg.to_dict()}
-        if agg.power_samples:
-            item["power_mean_w"] = agg.power_sum_w / agg.power_samples
-        return item
+    def _get(self, item: Mapping[str, Any]) -> dict[str, Any] | None:
+        found = batch_get(self._client, self._table, [{"device_id": item["device_id"], "bucket": item["bucket"]}])
+        return found.get((item["device_id"], item["bucket"]))
 
-    @staticmethod
-    def _latest_item(
-        device_id: str, state: DeviceState, before: DeviceState | None, attr: str, marker: str
-    ) -> dict[str, Any]:
-        newest = state.newest
-        item: dict[str, Any] = {
-            "device_id": device_id,
-            "bucket": LATEST,
-            attr: marker,
-            "state": state.to_dict(),
-            "prev_state": (before or DeviceState()).to_dict(),
-        }
-        if newest is not None:
-            item.update(
-                seq=newest.seq,
-                ts_ms=newest.ts_ms,
-                ts=to_rfc3339(newest.ts_ms),
-                energy_register_wh=newest.energy_wh,
-                power_w=state.newest_power_w,
-                suspect=state.suspect is not None,
-            )
-        return item
 
+class _Refused(Exception):
+    def __init__(self, item: dict[str, Any] | None) -> None:
+        super().__init__("condition failed")
+        self.item = item or {}
+
+
+def _units(response: Mapping[str, Any]) -> float:
+    return float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
+
+
+def iter_bucket_items(items: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
+    """The bucket items among ``items`` (a scan of the table also holds the live items)."""
+    return (i for i in items if str(i.get("bucket", "")).startswith(("h#", "d#")))

@@ -2,9 +2,11 @@
 
 One item per shard in the consumer-state table (never in KCL's lease table):
 
-    shard_id, epoch, owner, first_seq, last_seq, records, raw_key, trigger
+    shard_id, epoch, owner, first_seq, last_seq, records, raw_key, trigger,
+    prev_state_key, state_key
 
-Order of a flush: ``begin_batch`` (this item) -> raw object -> aggregates -> KCL checkpoint.
+``prev_state_key`` and ``state_key`` name the shard's snapshots (``sinks.snapshot``) before
+and after the batch. See ``consumer.protocol`` for the order of a flush.
 A manifest whose ``last_seq`` lies past the shard's checkpoint is a batch that was being
 written when its worker died; the next owner rebuilds exactly that batch.
 
@@ -35,6 +37,8 @@ class Manifest:
     records: int = 0
     raw_key: str | None = None
     trigger: str | None = None
+    prev_state_key: str | None = None
+    state_key: str | None = None
 
     def pending_after(self, checkpoint: str | None) -> bool:
         """True when this batch was begun but never checkpointed."""
@@ -58,7 +62,10 @@ class ManifestStore:
             what="GetItem manifest",
         )
         item = response.get("Item")
-        return None if item is None else Manifest(**decode_item(item))
+        if item is None:
+            return None
+        fields = decode_item(item)
+        return Manifest(**{name: fields[name] for name in Manifest.__slots__ if name in fields})
 
     def claim(self, shard_id: str, owner: str) -> Manifest:
         """Take the shard for ``owner``: the returned manifest carries the new epoch.

@@ -20,10 +20,11 @@ import pytest
 
 from consumer.localaws import LocalAws
 from consumer.provision import provision
-from consumer.report import metric_sum, scan_aggregates, scrape
+from consumer.report import metric_sum, scrape
 from consumer.settings import Settings
 from consumer.stack import ConsumerProcess, wait_until
 from sinks.archive import Archive
+from sinks.read import fleet_buckets, scan_items
 
 pytestmark = pytest.mark.integration
 
@@ -89,7 +90,12 @@ class Pipeline:
         return Archive(self.settings.client("s3"), self.settings.raw_bucket)
 
     def aggregates(self) -> list[dict[str, Any]]:
-        return scan_aggregates(self.settings.client("dynamodb"), self.settings.aggregates_table)
+        """Every device's hours and days, closed or open, as the read side sees them."""
+        return fleet_buckets(self.settings.client("dynamodb"), self.settings.aggregates_table)
+
+    def items(self) -> list[dict[str, Any]]:
+        """The aggregates table's items as stored."""
+        return scan_items(self.settings.client("dynamodb"), self.settings.aggregates_table)
 
     def archived_sequence_numbers(self) -> list[str]:
         """Every sequence number in the raw archive, once per occurrence."""

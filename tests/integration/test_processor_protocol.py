@@ -20,7 +20,11 @@ from consumer.processor import ShardProcessor, build
 from consumer.settings import Settings
 from readings import decode_record
 from readings.errors import FencedError
-from sinks.aggregates import AggregateStore
+from batcher import BucketAggregate, compute_batch
+from batcher.ledger import Settlement, settle
+from consumer.protocol import ShardMemory
+from sinks.aggregates import AggregateStore, Writer, seq_marker
+from sinks.live import LiveView
 from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
 
 pytestmark = pytest.mark.integration
@@ -113,7 +117,7 @@ def test_zombie_is_fenced_before_it_writes(pipeline, settings: Settings) -> None
     owner = start(settings)  # takes the shard over: a higher epoch
     zombie_cp = Checkpointer()
     feed(zombie, records, zombie_cp)
-    assert zombie_cp.checkpoints == [] and pipeline.aggregates() == []
+    assert zombie_cp.checkpoints == [] and pipeline.items() == []
 
     owner_cp = Checkpointer()
     feed(owner, records, owner_cp)
@@ -138,42 +142,60 @@ def test_lease_lost_at_checkpoint_leaves_the_replay_to_the_new_owner(pipeline, s
     assert max(raw_sequence_numbers(pipeline).values()) == 1
 
 
+def _settled(records: list[Record], memory: ShardMemory, rules) -> tuple[Settlement, ShardMemory]:  # noqa: ANN001
+    readings = [r for rec in records for r in decode_record(rec.binary_data, fallback_received_ms=RECEIVED_MS).readings]
+    result = compute_batch(readings, memory.states, rules)
+    settled = settle(result, memory.ledgers)
+    return settled, ShardMemory({**memory.states, **result.states}, {**memory.ledgers, **settled.ledgers})
+
+
 def test_zombie_writes_after_the_new_owner_moved_on_change_nothing(pipeline, settings: Settings) -> None:
-    records, payloads = make_records(rounds=4)  # two batches
+    records, payloads = make_records(rounds=8, per_message=40)  # four batches of 80 minutes
     owner = start(settings)
     feed(owner, records, Checkpointer())
-    before = stored_aggregates(pipeline.aggregates())
-    assert_same_aggregates(before, expected_aggregates(payloads))
+    before = pipeline.items()
+    assert_same_aggregates(stored_aggregates(pipeline.aggregates()), expected_aggregates(payloads))
 
-    # A zombie that still holds the first batch in memory gets to write it only now.
-    store = AggregateStore(settings.client("dynamodb"), settings.aggregates_table, settings.register_rules)
-    readings = [r for rec in records[:16]
-                for r in decode_record(rec.binary_data, fallback_received_ms=RECEIVED_MS).readings]
+    # A zombie that held the first batch in memory and passed its manifest write just before the
+    # owner's claim gets to write the batch only now: what the owner wrote later must stand.
+    rules = settings.register_rules
+    settled, _ = _settled(records[:16], ShardMemory(), rules)
+    writer = Writer(SHARD, seq_marker(records[15].sequence_number))
+    store = AggregateStore(settings.client("dynamodb"), settings.aggregates_table)
+    live = LiveView(settings.client("dynamodb"), settings.aggregates_table, settings.live_groups)
+    outcome = store.write_closed(writer, settled.closed)  # the owner made these very writes: skipped
+    assert outcome.written == 0 and outcome.skipped == len(settled.closed) > 0
     with pytest.raises(FencedError):
-        store.apply(SHARD, records[15].sequence_number, readings)
-    assert stored_aggregates(pipeline.aggregates()) == before
+        live.write(SHARD, writer.marker, settled.live)
+    assert pipeline.items() == before
 
 
 def test_a_parent_shard_writer_arriving_after_the_child_shard_is_refused(pipeline, settings: Settings) -> None:
-    """Resharding: the device's items keep the parent's marker when the child shard writes."""
-    records, payloads = make_records(rounds=4)
-    store = AggregateStore(settings.client("dynamodb"), settings.aggregates_table, settings.register_rules)
-    readings = [[r for r in decode_record(rec.binary_data, fallback_received_ms=RECEIVED_MS).readings]
-                for rec in records]
-    first_half = [r for rs in readings[:16] for r in rs]
-    second_half = [r for rs in readings[16:] for r in rs]
-    store.apply("shardId-parent", records[15].sequence_number, first_half)
-    store.apply("shardId-child", records[31].sequence_number, second_half)
-    expected = stored_aggregates(pipeline.aggregates())
-    assert_same_aggregates(expected, expected_aggregates(payloads))
+    """Resharding: the child shard takes the devices over; a late parent writer changes nothing."""
+    records, payloads = make_records(rounds=8, per_message=40)
+    rules = settings.register_rules
+    store = AggregateStore(settings.client("dynamodb"), settings.aggregates_table)
+    parent = Writer("shardId-parent", seq_marker(records[31].sequence_number), frozenset({"shardId-child"}))
+    child = Writer("shardId-child", seq_marker(records[63].sequence_number))
+    first, memory = _settled(records[:32], ShardMemory(), rules)
+    second, _ = _settled(records[32:], memory, rules)
+    store.write_closed(parent, first.closed)
+    store.write_closed(child, second.closed)
+    # A late reading for an hour the parent closed: a correction by the child.
+    corrected_key = next(iter(first.closed))
+    extra = BucketAggregate(samples=1)
+    store.correct(child, {corrected_key: extra})
+    items = {(i["device_id"], i["bucket"]): i for i in pipeline.items()}
+    assert items[corrected_key]["samples"] == first.closed[corrected_key].samples + 1
+    # Two marker attributes per item, whoever wrote it: they never pile up with resharding.
+    assert all({"w", "s"} <= set(i) and not any(k.startswith(("applied#", "v#")) for k in i) for i in items.values())
 
-    # A stalled worker of the parent shard writes the parent's batch again, late: the markers
-    # of the parent survived the child's writes, so every write is refused.
-    late = store.apply("shardId-parent", records[15].sequence_number, first_half)
-    assert late.items_written == 0 and late.items_skipped > 0
-    items = pipeline.aggregates()
-    assert stored_aggregates(items) == expected
-    assert all("applied#shardId-parent" in i for i in items if i["bucket"] == "latest")
+    # A stalled worker of the parent shard writes its batch again, late: the item the child
+    # corrected is refused (a descendant wrote it); the others it had written are skipped.
+    with pytest.raises(FencedError):
+        store.correct(parent, {corrected_key: first.closed[corrected_key]})
+    assert store.write_closed(parent, {k: v for k, v in first.closed.items() if k != corrected_key}).written == 0
+    assert {(i["device_id"], i["bucket"]): i for i in pipeline.items()} == items
 
 
 def test_a_replay_that_cannot_start_where_the_batch_began_batches_by_policy(pipeline, settings: Settings) -> None:

@@ -18,14 +18,19 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from batcher import DeviceState, RegisterRules, compute_batch
+from batcher import RegisterRules, compute_batch
+from batcher.ledger import settle
 from consumer.processor import MAX_REJECTIONS_LISTED, PendingRecord
 from readings import Reason, decode_record, to_rfc3339
 from readings.decode import MAX_READINGS, MAX_RECORD_BYTES
-from sinks.aggregates import AggregateStore, applied_attr, seq_marker
+from sinks.aggregates import bucket_item
 from sinks.archive import decode_lines, encode_lines
 from sinks.dynamo import decode_item, encode_item
 from sinks.limits import refusals
+from sinks.live import entry, group_of, live_key, marker_attr
+from sinks.snapshot import decode_snapshot, encode_snapshot
+from sinks.aggregates import seq_marker
+from consumer.protocol import ShardMemory
 
 RECEIVED_MS = 1_795_784_700_000  # 2026-11-27T13:05:00Z
 SHARD = "shardId-000000000001"
@@ -132,18 +137,25 @@ def through_the_store(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return back
 
 
-def check_batch(pending: list[PendingRecord], prior: dict[str, DeviceState]) -> dict[str, DeviceState]:
-    result = compute_batch([r for p in pending for r in p.readings], prior, RULES)
-    attr, marker = applied_attr(SHARD), seq_marker(pending[-1].sequence_number)
-    items = [AggregateStore._aggregate_item(d, b, agg, attr, marker) for (d, b), agg in result.aggregates.items()]
-    latest = [AggregateStore._latest_item(d, s, prior.get(d), attr, marker) for d, s in result.states.items()]
-    stored = through_the_store(items + latest)
-    states = dict(prior)
-    for item in stored[len(items):]:
-        states[item["device_id"]] = DeviceState.from_dict(item["state"])
+def check_batch(pending: list[PendingRecord], prior: tuple[ShardMemory, dict]) -> tuple[ShardMemory, dict]:
+    memory, states = prior
+    result = compute_batch([r for p in pending for r in p.readings], memory.states, RULES)
+    settled = settle(result, memory.ledgers)
+    marker = seq_marker(pending[-1].sequence_number)
+    items = [bucket_item(d, b, agg) | {"w": SHARD, "s": marker}
+             for (d, b), agg in {**settled.closed, **settled.corrections}.items()]
+    through_the_store(items)
+    groups: dict[int, dict[str, Any]] = {}
+    for device_id, live in settled.live.items():
+        groups.setdefault(group_of(device_id, 4), live_key(group_of(device_id, 4)) | {marker_attr(SHARD): marker})[
+            device_id] = entry(live)
+    through_the_store(list(groups.values()))
+    after = ShardMemory({**memory.states, **result.states}, {**memory.ledgers, **settled.ledgers})
+    # The snapshot round trip is the store's too: the next batch starts from what it reads back.
+    doc = decode_snapshot(encode_snapshot(SHARD, pending[-1].sequence_number, after.to_doc()))
     for (device_id, _), agg in result.aggregates.items():
         assert agg.energy_wh >= -1e-6 and agg.samples >= 0, device_id
-    return states
+    return ShardMemory.from_doc(doc, None), states
 
 
 @FUZZ
@@ -157,10 +169,10 @@ def test_no_record_raises_or_makes_an_item_the_store_refuses(stream, cut) -> Non
         for rejection in decoded.rejections:
             assert isinstance(rejection.reason, Reason) and len(rejection.detail) <= 200
             rejection.detail.encode("ascii")
-    states: dict[str, DeviceState] = {}
+    memory = (ShardMemory(), {})
     for part in (pending[:cut], pending[cut:]):
         if part:
-            states = check_batch(part, states)
+            memory = check_batch(part, memory)
 
     raw = [p.raw_line(SHARD) for p in pending]
     dead = [line for p in pending if (line := p.dead_letter_line(SHARD)) is not None]
@@ -226,7 +238,7 @@ def test_a_decoder_failure_no_rule_foresaw_is_the_record_s_dead_letter(monkeypat
         raise RecursionError("deep enough")
 
     monkeypatch.setattr(processor_module, "decode_record", broken)
-    shard = processor_module.ShardProcessor(Settings(), aggregates=None, manifests=None, archive=None)
+    shard = processor_module.ShardProcessor(Settings(), stores=None)
     record = SimpleNamespace(binary_data=b"{}", timestamp_millis=RECEIVED_MS, sequence_number="7", partition_key="box-1")
     pending = shard._decode(record)
     assert pending.readings == []

@@ -1,0 +1,176 @@
+"""The flush/checkpoint protocol of one shard: the one place that commits a batch.
+
+A batch is committed in this order, and only this order:
+
+Step 1. Manifest: the shard's item in the consumer-state table records the batch (its first and
+        last sequence numbers, the snapshot before it and the one it will write), conditional on
+        this worker's claim of the shard (fencing).
+Step 2. Raw archive and dead letters: S3 objects under keys derived from the batch.
+Step 3. DynamoDB: the buckets the batch closed (each created once), corrections of buckets
+        closed before, and the live values of the devices that changed.
+Step 4. Snapshot: every device's state after the batch, the one S3 object Step 1 named.
+Step 5. KCL checkpoint at the batch's last sequence number. Only now is the batch done.
+
+A crash anywhere in 1-5 leaves a manifest past the checkpoint. The next owner starts from the
+snapshot before the batch, rebuilds exactly that batch (the replay boundary ends it at the
+manifest's last sequence number) and commits it again: the same keys get the same bytes, and
+every DynamoDB write this batch had made already is found and skipped.
+
+``Fenced`` means another worker owns the shard: the manifest refused our claim, an item was
+written by a later batch of the shard or by a shard that replaced it, or the checkpoint found
+the lease gone. Nothing more is written and nothing is checkpointed; the owner replays.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import structlog
+from amazon_kclpy.checkpoint_error import CheckpointError
+
+from batcher import BatchStats, DeviceState, FlushTrigger, RegisterRules, compute_batch
+from batcher.ledger import Ledger, settle
+from consumer.lineage import Lineage
+from consumer.records import PendingRecord
+from readings.errors import FencedError, WattstreamError
+from sinks.aggregates import AggregateStore, WriteResult, Writer, seq_marker
+from sinks.archive import Archive, dead_letter_key, raw_key
+from sinks.live import LiveView
+from sinks.manifest import Manifest, ManifestStore
+from sinks.snapshot import SnapshotStore, snapshot_key
+
+log = structlog.get_logger("wattstream.consumer")
+
+
+@dataclass(slots=True)
+class ShardMemory:
+    """What the processor knows of its devices between batches; durable as the shard's snapshot."""
+
+    states: dict[str, DeviceState] = field(default_factory=dict)
+    ledgers: dict[str, Ledger] = field(default_factory=dict)
+    state_key: str | None = None
+    """The snapshot this memory was loaded from or last written to."""
+
+    def to_doc(self) -> dict[str, Any]:
+        return {d: {"state": s.to_dict(), "ledger": self.ledgers.get(d, Ledger()).to_dict()}
+                for d, s in self.states.items()}
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any], state_key: str | None) -> ShardMemory:
+        memory = cls(state_key=state_key)
+        memory.merge_doc(doc)
+        return memory
+
+    def merge_doc(self, doc: Mapping[str, Any]) -> None:
+        for device_id, entry in doc.items():
+            self.states[device_id] = DeviceState.from_dict(entry.get("state"))
+            self.ledgers[device_id] = Ledger.from_dict(entry.get("ledger"))
+
+
+@dataclass(frozen=True, slots=True)
+class Stores:
+    manifests: ManifestStore
+    archive: Archive
+    snapshots: SnapshotStore
+    aggregates: AggregateStore
+    live: LiveView
+
+
+@dataclass(frozen=True, slots=True)
+class Writes:
+    """What a commit wrote to DynamoDB (the manifest not included)."""
+
+    buckets: WriteResult
+    live_items: int
+    live_wcu: float
+    dead_letters: list[dict[str, Any]]
+    snapshot_bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    last_sequence_number: str
+    stats: BatchStats
+    writes: Writes
+    memory: ShardMemory
+    """The shard's memory after the batch."""
+
+
+@dataclass(frozen=True, slots=True)
+class Fenced:
+    reason: str
+
+
+def commit(
+    batch: list[PendingRecord],
+    *,
+    claimed: Manifest,
+    memory: ShardMemory,
+    stores: Stores,
+    lineage: Lineage,
+    rules: RegisterRules,
+    checkpointer: Any,
+    trigger: FlushTrigger,
+) -> Committed | Fenced:
+    """Commit one batch (see the module docstring); ``memory`` is not modified."""
+    shard_id = claimed.shard_id
+    first, last = batch[0].sequence_number, batch[-1].sequence_number
+    readings = [reading for record in batch for reading in record.readings]
+    result = compute_batch(readings, memory.states, rules)
+    settled = settle(result, memory.ledgers)
+    after = ShardMemory({**memory.states, **result.states}, {**memory.ledgers, **settled.ledgers},
+                        snapshot_key(shard_id, last))
+    writer = Writer(shard_id, seq_marker(last), lineage.descendants)
+    try:
+        # Step 1. The manifest, conditional on our claim.
+        key = raw_key(shard_id, first, last, batch[0].arrival_ms)
+        stores.manifests.begin_batch(claimed, first_seq=first, last_seq=last, records=len(batch), raw_key=key,
+                                     trigger=str(trigger), prev_state_key=memory.state_key,
+                                     state_key=after.state_key)
+        # Step 2. Raw records and dead letters, under keys derived from the batch.
+        stores.archive.put(key, (r.raw_line(shard_id) for r in batch))
+        dead = [line for r in batch if (line := r.dead_letter_line(shard_id)) is not None]
+        if dead:
+            stores.archive.put(dead_letter_key(shard_id, first, last, batch[0].arrival_ms), dead)
+        # Step 3. Closed buckets, corrections, live values; each write skipped if this batch made it.
+        buckets = stores.aggregates.write_closed(writer, settled.closed)
+        buckets.add(stores.aggregates.correct(writer, settled.corrections))
+        live_items, live_wcu = stores.live.write(shard_id, writer.marker, settled.live, ancestors=lineage.ancestors)
+        # Step 4. The snapshot of every device's state after the batch.
+        snapshot_bytes = stores.snapshots.put(after.state_key, shard_id, last, after.to_doc())
+    except FencedError as exc:
+        return Fenced(str(exc))
+    # Step 5. The checkpoint; only now is the batch done.
+    try:
+        _checkpoint(checkpointer, last)
+    except FencedError as exc:
+        return Fenced(str(exc))
+    _retire(stores.snapshots, memory.state_key, keep=after.state_key)
+    return Committed(last, result.stats, Writes(buckets, live_items, live_wcu, dead, snapshot_bytes), after)
+
+
+def _checkpoint(checkpointer: Any, sequence_number: str, attempts: int = 5) -> None:
+    for attempt in range(attempts):
+        try:
+            checkpointer.checkpoint(sequence_number)
+            return
+        except CheckpointError as exc:
+            if exc.value == "ShutdownException":
+                # The lease moved while we flushed: the new owner replays this batch and skips
+                # the writes we made.
+                raise FencedError("lease lost before the checkpoint") from exc
+            if exc.value != "ThrottlingException" or attempt == attempts - 1:
+                raise WattstreamError(f"checkpoint failed: {exc.value}") from exc
+            time.sleep(0.2 * 2**attempt)
+
+
+def _retire(snapshots: SnapshotStore, old_key: str | None, *, keep: str | None) -> None:
+    """Delete the snapshot before the committed batch: no replay can need it any more."""
+    if old_key is None or old_key == keep:
+        return
+    try:
+        snapshots.delete(old_key)
+    except Exception as exc:  # noqa: BLE001 - a left-over snapshot costs storage, not correctness
+        log.warning("snapshot_delete_failed", key=old_key, error=repr(exc)[:300])

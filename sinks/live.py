@@ -1,0 +1,123 @@
+"""The real-time view: many devices' current values packed into one item.
+
+Writing one item per device per flush would cost a write unit per device every minute. Instead
+the devices are spread over ``groups`` items by the MD5 of their id, the very hash Kinesis
+routes a partition key by: the devices of one group sit in one shard's hash range (only a
+group on a shard boundary is shared by two shards), so a flush writes each of its groups once,
+and one write carries a hundred devices. A reader finds a device's item from its id alone.
+
+An item (``device_id`` = ``live#<group>``, ``bucket`` = ``live``) holds, per device, one list
+attribute named after it::
+
+    [ts_ms, power_w, register_wh, hour_energy_wh, hour_samples, hour_power_max_w]
+
+(the newest reading's time on the device's time base, its power and register, and the figures
+of the open hour that time falls in; values rounded to what a meter resolves). Each shard's
+writes are conditional on its own marker (``v#<shard>``: the last batch it wrote), so a replay
+rewrites the same values and a zombie's older batch changes nothing; a child shard removes its
+ancestors' markers, so they never pile up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Iterable, Mapping
+
+from botocore.exceptions import ClientError
+
+from batcher.ledger import Live
+from readings.errors import FencedError, SinkError
+from sinks.dynamo import encode_item, with_retries
+
+LIVE_BUCKET = "live"
+_HASH_SPACE = 2**128
+
+
+def hash_key(device_id: str) -> int:
+    """The 128-bit hash Kinesis gives a partition key (MD5, as an unsigned integer)."""
+    return int.from_bytes(hashlib.md5(device_id.encode("utf-8"), usedforsecurity=False).digest(), "big")
+
+
+def group_of(device_id: str, groups: int) -> int:
+    return hash_key(device_id) * groups // _HASH_SPACE
+
+
+def live_key(group: int) -> dict[str, str]:
+    return {"device_id": f"live#{group:05d}", "bucket": LIVE_BUCKET}
+
+
+def entry(live: Live) -> list[Any]:
+    """The packed values of one device (see the module docstring)."""
+    return [
+        live.ts_ms,
+        None if live.power_w is None else round(live.power_w, 1),
+        round(live.register_wh, 3),
+        round(live.hour_energy_wh, 3),
+        live.hour_samples,
+        None if live.hour_power_max_w is None else round(live.hour_power_max_w, 1),
+    ]
+
+
+def parse_entry(values: list[Any]) -> dict[str, Any]:
+    ts_ms, power_w, register_wh, hour_wh, hour_samples, hour_power_max_w = values
+    return {"ts_ms": int(ts_ms), "power_w": power_w, "register_wh": register_wh, "hour_energy_wh": hour_wh,
+            "hour_samples": int(hour_samples), "hour_power_max_w": hour_power_max_w}
+
+
+def marker_attr(shard_id: str) -> str:
+    return f"v#{shard_id}"
+
+
+class LiveView:
+    def __init__(self, client: Any, table: str, groups: int) -> None:
+        self._client = client
+        self._table = table
+        self.groups = groups
+
+    def write(
+        self, shard_id: str, marker: str, live: Mapping[str, Live], *, ancestors: Iterable[str] = (),
+    ) -> tuple[int, float]:
+        """Write every device's values, one update per group: (items written, capacity units)."""
+        by_group: dict[int, list[tuple[str, Live]]] = {}
+        for device_id, values in live.items():
+            by_group.setdefault(group_of(device_id, self.groups), []).append((device_id, values))
+        drop = [marker_attr(a) for a in ancestors]
+        written, units = 0, 0.0
+        for group, members in sorted(by_group.items()):
+            units += self._update(group, shard_id, marker, members, drop)
+            written += 1
+        return written, units
+
+    def _update(self, group: int, shard_id: str, marker: str, members: list[tuple[str, Live]],
+                drop: list[str]) -> float:
+        names = {"#v": marker_attr(shard_id)}
+        sets = ["#v = :v"]
+        values = encode_item({":v": marker})
+        for i, (device_id, live) in enumerate(sorted(members)):
+            names[f"#d{i}"] = device_id
+            sets.append(f"#d{i} = :d{i}")
+            values.update(encode_item({f":d{i}": entry(live)}))
+        expression = "SET " + ", ".join(sets)
+        if drop:
+            names.update({f"#r{i}": name for i, name in enumerate(drop)})
+            expression += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(drop)))
+
+        def call() -> Any:
+            return self._client.update_item(
+                TableName=self._table,
+                Key=encode_item(live_key(group)),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_not_exists(#v) OR #v <= :v",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnConsumedCapacity="TOTAL",
+            )
+
+        try:
+            response = with_retries(call, what=f"UpdateItem live#{group}")
+        except SinkError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise FencedError(f"live#{group}: a later batch of {shard_id} was written") from None
+            raise
+        return float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))

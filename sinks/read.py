@@ -1,0 +1,143 @@
+"""Reading energy back without knowing the item layout: one function per question.
+
+Closed hours and days are items of their own; a device's open hour lives in the live view
+(``sinks.live``) and its open day is the sum of that day's hours. ``read_intervals`` puts them
+together, so a reader gets every interval with data whether it is closed or not.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Iterable, Literal
+
+from sinks.dynamo import decode_item, with_retries
+from sinks.live import LIVE_BUCKET, live_key, group_of, parse_entry
+
+Every = Literal["1h", "1d"]
+HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
+_FIGURES = ("energy_wh", "samples", "power_max_w")
+
+
+@dataclass(frozen=True, slots=True)
+class Interval:
+    device_id: str
+    start_ms: int
+    duration_s: int
+    energy_wh: float
+    samples: int
+    power_max_w: float | None = None
+    closed: bool = True
+    """False while the interval can still change (the device's open hour or day)."""
+
+
+def _start_ms(bucket: str) -> int:
+    kind, _, text = bucket.partition("#")
+    fmt = "%Y-%m-%dT%H" if kind == "h" else "%Y-%m-%d"
+    return int(datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def _hour_bucket(ms: int) -> str:
+    return "h#" + datetime.fromtimestamp(ms // 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H")
+
+
+def _day_bucket(ms: int) -> str:
+    return "d#" + datetime.fromtimestamp(ms // 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
+def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
+    """(device_id, bucket) -> figures, for every hour and day with data, closed or open.
+
+    ``items`` are decoded items of the aggregates table: bucket items and live items (a scan,
+    or a device's bucket items plus its live item).
+    """
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for item in items:
+        if item.get("bucket") == LIVE_BUCKET:
+            for device_id, values in item.items():
+                if device_id in ("device_id", "bucket") or device_id.startswith("v#"):
+                    continue
+                live = parse_entry(values)
+                hour = _hour_bucket(live["ts_ms"])
+                if (device_id, hour) not in out and live["hour_samples"]:
+                    out[(device_id, hour)] = {"energy_wh": live["hour_energy_wh"], "samples": live["hour_samples"],
+                                              "power_max_w": live["hour_power_max_w"], "closed": False}
+        elif str(item.get("bucket", "")).startswith(("h#", "d#")):
+            figures = {name: item.get(name) for name in _FIGURES}
+            out[(item["device_id"], item["bucket"])] = {**figures, "closed": True}
+    # A day not closed yet is the sum of its hours (they carry the very same pieces).
+    open_days: dict[tuple[str, str], dict[str, Any]] = defaultdict(
+        lambda: {"energy_wh": 0.0, "samples": 0, "power_max_w": None, "closed": False})
+    for (device_id, bucket), figures in list(out.items()):
+        if not bucket.startswith("h#"):
+            continue
+        day = (device_id, _day_bucket(_start_ms(bucket)))
+        if day in out:
+            continue
+        total = open_days[day]
+        total["energy_wh"] += float(figures["energy_wh"] or 0.0)
+        total["samples"] += int(figures["samples"] or 0)
+        if figures["power_max_w"] is not None:
+            total["power_max_w"] = max(figures["power_max_w"], total["power_max_w"] or figures["power_max_w"])
+    out.update(open_days)
+    return out
+
+
+def read_intervals(client: Any, table: str, device_id: str, start_ms: int, end_ms: int, every: Every,
+                   *, live_groups: int) -> list[Interval]:
+    """The device's intervals starting in [start_ms, end_ms), in time order; no-data ones omitted."""
+    first_hour = start_ms - start_ms % (DAY_MS if every == "1d" else HOUR_MS)
+    items = _query(client, table, device_id, "h#", _hour_bucket(first_hour), _hour_bucket(end_ms + DAY_MS))
+    if every == "1d":
+        items += _query(client, table, device_id, "d#", _day_bucket(first_hour), _day_bucket(end_ms))
+    live = with_retries(lambda: client.get_item(TableName=table, Key={k: {"S": v} for k, v in live_key(
+        group_of(device_id, live_groups)).items()}, ConsistentRead=True), what="GetItem live")
+    if "Item" in live:
+        whole = decode_item(live["Item"])
+        if device_id in whole:
+            items.append({"device_id": whole["device_id"], "bucket": LIVE_BUCKET, device_id: whole[device_id]})
+    prefix = "h#" if every == "1h" else "d#"
+    duration_s = 3600 if every == "1h" else 86400
+    out = []
+    for (device, bucket), figures in sorted(logical_buckets(items).items(), key=lambda kv: _start_ms(kv[0][1])):
+        begin = _start_ms(bucket)
+        if device != device_id or not bucket.startswith(prefix) or not start_ms <= begin < end_ms:
+            continue
+        if not figures["samples"] and not figures["energy_wh"]:
+            continue
+        out.append(Interval(device, begin, duration_s, float(figures["energy_wh"] or 0.0), int(figures["samples"] or 0),
+                            figures["power_max_w"], bool(figures["closed"])))
+    return out
+
+
+def _query(client: Any, table: str, device_id: str, prefix: str, low: str, high: str) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {
+        "TableName": table,
+        "KeyConditionExpression": "device_id = :d AND #b BETWEEN :lo AND :hi",
+        "ExpressionAttributeNames": {"#b": "bucket"},
+        "ExpressionAttributeValues": {":d": {"S": device_id}, ":lo": {"S": low}, ":hi": {"S": high}},
+        "ConsistentRead": True,
+    }
+    while True:
+        response = with_retries(lambda: client.query(**kwargs), what="Query aggregates")
+        items.extend(decode_item(raw) for raw in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return items
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+def scan_items(client: Any, table: str) -> list[dict[str, Any]]:
+    """Every item of the aggregates table, decoded (for reports over a whole fleet)."""
+    items: list[dict[str, Any]] = []
+    for page in client.get_paginator("scan").paginate(TableName=table, ConsistentRead=True):
+        items.extend(decode_item(raw) for raw in page.get("Items", []))
+    return items
+
+
+def fleet_buckets(client: Any, table: str) -> list[dict[str, Any]]:
+    """Every device's hours and days with data, closed or open, as plain rows."""
+    return [{"device_id": d, "bucket": b, **figures}
+            for (d, b), figures in logical_buckets(scan_items(client, table)).items()]
