@@ -121,7 +121,7 @@ def compute_batch(
     stats = BatchStats()
 
     for device_id, device_readings in by_device.items():
-        state = DeviceState.from_dict(prior[device_id].to_dict()) if device_id in prior else DeviceState()
+        state = prior[device_id].copy() if device_id in prior else DeviceState()
 
         def bucket(key: str, _device: str = device_id) -> BucketAggregate:
             agg = aggregates.get((_device, key))

@@ -9,6 +9,7 @@ so the sum over hours equals the sum over days.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from functools import lru_cache
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -21,12 +22,26 @@ HOURLY = "h"
 DAILY = "d"
 
 
+DAY_MS = 86_400_000
+
+
+@lru_cache(maxsize=65_536)
+def _hour_text(hour_ms: int) -> str:
+    return "h#" + datetime.fromtimestamp(hour_ms // 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H")
+
+
+@lru_cache(maxsize=8_192)
+def _day_text(day_ms: int) -> str:
+    return "d#" + datetime.fromtimestamp(day_ms // 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+
+
 def hour_key(ts_ms: int) -> str:
-    return "h#" + datetime.fromtimestamp(ts_ms // 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H")
+    # Formatted once per hour, not per reading: the key is a function of the hour's start.
+    return _hour_text(ts_ms - ts_ms % HOUR_MS)
 
 
 def day_key(ts_ms: int) -> str:
-    return "d#" + datetime.fromtimestamp(ts_ms // 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+    return _day_text(ts_ms - ts_ms % DAY_MS)
 
 
 def split_by_hour(energy_wh: float, start_ms: int, end_ms: int) -> Iterator[tuple[int, float]]:
@@ -104,16 +119,20 @@ class BucketAggregate:
     def to_dict(self) -> dict[str, Any]:
         # The anomaly counters are written once they are not zero: most buckets have none.
         return {
-            f.name: value
-            for f in fields(self)
-            if (value := getattr(self, f.name)) is not None and not (f.name in FLAG_COUNTERS and value == 0)
+            name: value
+            for name in _FIELD_NAMES
+            if (value := getattr(self, name)) is not None and not (name in FLAG_COUNTERS and value == 0)
         }
 
     @classmethod
     def from_dict(cls, item: dict[str, Any]) -> BucketAggregate:
         agg = cls()
-        for f in fields(cls):
-            value = item.get(f.name)
+        for name, is_float in _FIELD_TYPES:
+            value = item.get(name)
             if value is not None:
-                setattr(agg, f.name, float(value) if f.type in ("float", "float | None") else int(value))
+                setattr(agg, name, float(value) if is_float else int(value))
         return agg
+
+
+_FIELD_TYPES = tuple((f.name, f.type in ("float", "float | None")) for f in fields(BucketAggregate))
+_FIELD_NAMES = tuple(name for name, _ in _FIELD_TYPES)

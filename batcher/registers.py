@@ -99,6 +99,14 @@ class DeviceState:
     epoch_ts_ms: int | None = None
     """When the current numbering began (the time of the restart that started it)."""
 
+    def copy(self) -> DeviceState:
+        """An independent copy: points are never changed in place, only the seq sets are."""
+        return DeviceState(
+            self.seen.copy(), self.newest, self.newest_raw_ts_ms, self.newest_power_w, self.ref, self.suspect,
+            self.anchor, self.since_anchor_wh, None if self.prev_seen is None else self.prev_seen.copy(),
+            self.epoch_ts_ms,
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"seen": self.seen.to_list()}
         for name in ("newest", "ref", "suspect", "anchor"):

@@ -51,6 +51,9 @@ class SeenSeqs:
                 del ivs[1]
         return True
 
+    def copy(self) -> SeenSeqs:
+        return SeenSeqs(self._intervals, self.max_intervals)
+
     def to_list(self) -> list[list[int]]:
         return [list(iv) for iv in self._intervals]
 

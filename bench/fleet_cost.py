@@ -90,7 +90,8 @@ def _free_port() -> int:
 
 
 def _clients(endpoint: str) -> dict[str, Any]:
-    config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=32)
+    # As ``Settings.client`` configures the consumer's clients.
+    config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=32, parameter_validation=False)
     kwargs = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
                   aws_secret_access_key="test", config=config)  # noqa: S106 - the emulator's fixed key
     return {"dynamodb": boto3.client("dynamodb", **kwargs), "s3": boto3.client("s3", **kwargs)}
@@ -178,8 +179,9 @@ def _flushes(fleet: Fleet, shape: tuple[int, int, int, int, int], count: int, fi
 def _decode(records: list[Record]) -> list[PendingRecord]:
     pending = []
     for r in records:
-        d = decode_record(r.binary_data, fallback_received_ms=r.timestamp_millis, partition_key=r.partition_key)
-        pending.append(PendingRecord(r.sequence_number, r.partition_key, r.timestamp_millis, r.binary_data,
+        data = r.binary_data  # as the processor does: once per record
+        d = decode_record(data, fallback_received_ms=r.timestamp_millis, partition_key=r.partition_key)
+        pending.append(PendingRecord(r.sequence_number, r.partition_key, r.timestamp_millis, data,
                                      d.readings, d.rejections))
     return pending
 

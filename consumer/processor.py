@@ -159,7 +159,7 @@ class ShardProcessor(processor.RecordProcessorBase):
             if self.phase is Phase.REPLAYING:
                 self._replay(record, checkpointer, now_ms)
             else:
-                self.buffer.add(self._decode(record), len(record.binary_data), now_ms)
+                self._add(record, now_ms)
                 trigger = self.buffer.due(now_ms)
                 if trigger is not None:
                     self._flush(checkpointer, trigger)
@@ -222,16 +222,16 @@ class ShardProcessor(processor.RecordProcessorBase):
                 if memory is not None:
                     self.memory = ShardMemory.from_doc(memory, self._claimed.state_key)
             self._end_replay()
-            self.buffer.add(self._decode(record), len(record.binary_data), now_ms)
+            self._add(record, now_ms)
             return
         if seq > self._replay_until:
             # The interrupted batch ended before this record: commit what was rebuilt, then
             # carry on normally.
             self._close_replay(checkpointer)
             if self.phase is Phase.RUNNING:
-                self.buffer.add(self._decode(record), len(record.binary_data), now_ms)
+                self._add(record, now_ms)
             return
-        self.buffer.add(self._decode(record), len(record.binary_data), now_ms)
+        self._add(record, now_ms)
         if seq == self._replay_until:
             self._close_replay(checkpointer)
 
@@ -271,8 +271,12 @@ class ShardProcessor(processor.RecordProcessorBase):
 
     # -- the flush -----------------------------------------------------------------------
 
+    def _add(self, record: Any, now_ms: int) -> None:
+        pending = self._decode(record)
+        self.buffer.add(pending, len(pending.data), now_ms)
+
     def _decode(self, record: Any) -> PendingRecord:
-        data = record.binary_data
+        data = record.binary_data  # amazon_kclpy decodes the base64 anew at every access
         arrival_ms = int(record.timestamp_millis)
         try:
             decoded = decode_record(

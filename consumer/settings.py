@@ -96,5 +96,8 @@ class Settings(BaseSettings):
         import boto3
         from botocore.config import Config
 
-        config = Config(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=64)
+        # The service validates every request anyway; botocore's own pass costs more CPU than
+        # the rest of a flush's store calls (a live item carries a hundred devices).
+        config = Config(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=64,
+                        parameter_validation=False)
         return boto3.client(service, region_name=self.region, config=config)

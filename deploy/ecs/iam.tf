@@ -147,6 +147,13 @@ data "aws_iam_policy_document" "task" {
     resources = [for p in local.raw_prefixes : "${aws_s3_bucket.raw.arn}/${p}*"]
   }
 
+  # The shard snapshots: written per flush, read at shard start, deleted once superseded.
+  statement {
+    sid       = "ShardSnapshots"
+    actions   = ["s3:PutObject", "s3:GetObject", "s3:DeleteObject"]
+    resources = ["${aws_s3_bucket.raw.arn}/${local.state_prefix}*"]
+  }
+
   # ListBucket only so that HeadObject/GetObject of a missing key answers 404, not 403.
   statement {
     sid       = "RawArchiveListOwnPrefixes"
@@ -156,7 +163,7 @@ data "aws_iam_policy_document" "task" {
     condition {
       test     = "StringLike"
       variable = "s3:prefix"
-      values   = [for p in local.raw_prefixes : "${p}*"]
+      values   = [for p in concat(local.raw_prefixes, [local.state_prefix]) : "${p}*"]
     }
   }
 

@@ -22,6 +22,7 @@ locals {
   # Prefixes the consumer writes (see sinks/archive.py); the lifecycle, replication and the
   # task role are all scoped to them.
   raw_prefixes = ["raw/", "dead-letter/"]
+  state_prefix = "state/"
 
   # The three tables KCL 3.x creates for one application (it names them; we only scope IAM).
   kcl_table_names = [

@@ -154,6 +154,26 @@ resource "aws_s3_bucket_lifecycle_configuration" "raw" {
     }
   }
 
+  # Shard snapshots (the consumer's device state, one object per batch): the consumer deletes
+  # each one once no replay can need it; versioning keeps the deleted ones a day for recovery.
+  # Never transitioned: the consumer reads the newest at every shard start.
+  rule {
+    id     = "state-snapshots"
+    status = "Enabled"
+
+    filter {
+      prefix = local.state_prefix
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 1
+    }
+
+    expiration {
+      expired_object_delete_marker = true
+    }
+  }
+
   rule {
     id     = "expire-iot-errors"
     status = "Enabled"

@@ -27,7 +27,7 @@ from sinks.aggregates import bucket_item
 from sinks.archive import decode_lines, encode_lines
 from sinks.dynamo import decode_item, encode_item
 from sinks.limits import refusals
-from sinks.live import entry, group_of, live_key, marker_attr
+from sinks.live import _wire_list, entry, group_of, live_key, marker_attr
 from sinks.snapshot import decode_snapshot, encode_snapshot
 from sinks.aggregates import seq_marker
 from consumer.protocol import ShardMemory
@@ -147,6 +147,7 @@ def check_batch(pending: list[PendingRecord], prior: tuple[ShardMemory, dict]) -
     through_the_store(items)
     groups: dict[int, dict[str, Any]] = {}
     for device_id, live in settled.live.items():
+        assert _wire_list(entry(live)) == encode_item({"x": entry(live)})["x"]
         groups.setdefault(group_of(device_id, 4), live_key(group_of(device_id, 4)) | {marker_attr(SHARD): marker})[
             device_id] = entry(live)
     through_the_store(list(groups.values()))
