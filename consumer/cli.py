@@ -39,6 +39,7 @@ for _module, _attr in (
     ("consumer.commands", "consume"),
     ("consumer.commands", "produce"),
     ("consumer.commands", "report"),
+    ("consumer.query", "query"),
     ("consumer.commands", "demo"),
     ("consumer.cost_command", "cost"),
     ("bridge.cli", "bridge"),

@@ -210,3 +210,60 @@ def test_a_replay_that_cannot_start_where_the_batch_began_batches_by_policy(pipe
     assert cp.checkpoints == [records[19].sequence_number]  # the policy's 16 records, not the old boundary
     # What the crashed flush had written is not counted again (dedup on device and seq).
     assert_same_aggregates(stored_aggregates(pipeline.aggregates()), expected_aggregates(payloads[:20]))
+
+
+def test_query_prints_every_interval_closed_or_open(pipeline, settings: Settings) -> None:
+    """`wattstream query` reads through the read function: closed hours and the open one alike."""
+    from click.testing import CliRunner
+
+    from consumer.cli import main
+
+    records, payloads = make_records(rounds=4, per_message=40)
+    feed(start(settings), records, Checkpointer())
+    device = orjson.loads(payloads[0])["device_id"]
+    expected = {bucket: figures for (d, bucket), figures in expected_aggregates(payloads).items() if d == device}
+    for every, prefix in (("1h", "h#"), ("1d", "d#")):
+        result = CliRunner().invoke(main, ["query", device, "--from", "2026-11-01", "--to", "2026-12-01",
+                                           "--every", every])
+        assert result.exit_code == 0, result.output
+        header, *rows = result.output.splitlines()
+        assert header == "device_id,start,duration_s,energy_wh,samples"
+        got = {}
+        for row in rows:
+            device_id, start_text, duration_s, energy_wh, samples = row.split(",")
+            assert device_id == device and int(duration_s) == (3600 if every == "1h" else 86400)
+            key = prefix + (start_text[:13] if every == "1h" else start_text[:10])
+            got[key] = (float(energy_wh), int(samples))
+        want = {b: f for b, f in expected.items() if b.startswith(prefix)}
+        assert set(got) == set(want)
+        for bucket, figures in want.items():
+            assert got[bucket][1] == figures["samples"], bucket
+            assert abs(got[bucket][0] - figures["energy_wh"]) < 1e-3, bucket
+
+
+def test_a_child_shard_takes_its_devices_state_from_the_parent(pipeline, settings: Settings) -> None:
+    """After a split or merge the child continues each device where the parent's last batch left it."""
+    from amazon_kclpy.messages import ShardEndedInput
+
+    from consumer.lineage import Lineage
+
+    records, payloads = make_records(rounds=4, per_message=40)
+    parent = build(settings)
+    parent.initialize(InitializeInput({"action": "initialize", "shardId": "shardId-parent", "sequenceNumber":
+                                       "TRIM_HORIZON", "subSequenceNumber": 0}))
+    feed(parent, records[:16], Checkpointer())
+    ended = ShardEndedInput({"action": "shardEnded"})
+    ended._checkpointer = parent_cp = Checkpointer()
+    parent.shard_ended(ended)
+    assert parent_cp.checkpoints[-1] == "SHARD_END"
+
+    child = build(settings)
+    child._lineage_of = lambda shard: Lineage(shard, parents=("shardId-parent",))
+    child.initialize(InitializeInput({"action": "initialize", "shardId": "shardId-child", "sequenceNumber":
+                                      "TRIM_HORIZON", "subSequenceNumber": 0}))
+    assert len(child.memory.states) == 8
+    # The producer retried some records across the reshard: the child sees them again.
+    feed(child, records[12:], Checkpointer())
+    child.shutdown_requested(type("S", (), {"checkpointer": Checkpointer()})())
+    # Every reading once, and the energy between the parent's last and the child's first reading counted.
+    assert_same_aggregates(stored_aggregates(pipeline.aggregates()), expected_aggregates(payloads))
