@@ -12,7 +12,7 @@ attribute named after it::
     [ts_ms, power_w, register_wh, hour_energy_wh, hour_samples, hour_power_max_w]
 
 (the newest reading's time on the device's time base, its power and register, and the figures
-of the open hour that time falls in; values rounded to what a meter resolves). Each shard's
+of the open hour that time falls in; energy rounded to the mWh, far below what a meter resolves). Each shard's
 writes are conditional on its own marker (``v#<shard>``: the last batch it wrote), so a replay
 rewrites the same values and a zombie's older batch changes nothing; a child shard removes its
 ancestors' markers, so they never pile up.
@@ -50,11 +50,11 @@ def entry(live: Live) -> list[Any]:
     """The packed values of one device (see the module docstring)."""
     return [
         live.ts_ms,
-        None if live.power_w is None else round(live.power_w, 1),
+        live.power_w,
         round(live.register_wh, 3),
         round(live.hour_energy_wh, 3),
         live.hour_samples,
-        None if live.hour_power_max_w is None else round(live.hour_power_max_w, 1),
+        live.hour_power_max_w,
     ]
 
 
