@@ -318,6 +318,7 @@ def _record_flush(settings: Settings, shard_id: str, trigger: FlushTrigger, batc
                   outcome: Committed, elapsed_s: float, now_ms: int) -> None:
     stats, writes = outcome.stats, outcome.writes
     dead = writes.dead_letters
+    metrics.CHECKPOINTS.inc()  # a commit ends with its checkpoint
     metrics.BATCHES.labels(str(trigger)).inc()
     metrics.BATCH_RECORDS.observe(len(batch))
     metrics.FLUSH_SECONDS.observe(elapsed_s)
