@@ -152,7 +152,7 @@ def test_the_cheaper_kinesis_mode_is_chosen_per_design() -> None:
 
 def test_units_from_a_file_drive_the_dynamodb_line(tmp_path: Path) -> None:
     units = json.loads(json.dumps(UNITS))
-    units["designs"]["wattstream"]["dynamodb_wru_per_1000_readings"] = 20.0
+    units["designs"]["wattstream"]["dynamodb_wru_per_1000_readings"] *= 2
     path = tmp_path / "units.json"
     path.write_text(json.dumps(units))
     doubled = bill(FleetShape(), "wattstream", load_units(path), PRICES, "provisioned")
@@ -183,11 +183,15 @@ def test_every_shipped_price_names_its_source_and_date() -> None:
         assert "usd" in entry or "tiers" in entry, key
 
 
-def test_the_shipped_units_are_marked_as_placeholders() -> None:
-    assert UNITS["measured"] is False and UNITS["command"] == "python -m bench.fleet_cost"
+def test_the_shipped_units_say_how_they_were_measured_and_placeholders_say_so(tmp_path: Path) -> None:
+    assert UNITS["measured"] is True and UNITS["command"].startswith("python -m bench.fleet_cost")
     notes = bill(FleetShape(), "wattstream", UNITS, PRICES, "provisioned").notes
-    assert any("placeholders" in note for note in notes)
+    assert not any("placeholders" in note for note in notes)
     assert any("another shape" in note for note in bill(FleetShape(boxes=5), "wattstream", UNITS, PRICES, "provisioned").notes)
+    path = tmp_path / "units.json"
+    path.write_text(json.dumps({**UNITS, "measured": False}))
+    placeholder_notes = bill(FleetShape(), "wattstream", load_units(path), PRICES, "provisioned").notes
+    assert any("placeholders" in note for note in placeholder_notes)
 
 
 def test_cli_json_lines_sum_to_the_totals() -> None:
