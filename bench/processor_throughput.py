@@ -45,11 +45,9 @@ def main() -> None:
     started = time.perf_counter()
     states: dict = {}
     per_batch = args.batch_records * args.per_message
-    items = 0
     for start in range(0, len(readings), per_batch):
         result = compute_batch(readings[start : start + per_batch], states, rules)
         states = result.states
-        items += len(result.aggregates) + len(result.states)
     computed_s = time.perf_counter() - started
 
     n = len(readings)
@@ -58,8 +56,6 @@ def main() -> None:
     print(f"decode+validate   {n / decoded_s:>10,.0f} readings/s  ({len(payloads) / decoded_s:,.0f} records/s)")
     print(f"batch compute     {n / computed_s:>10,.0f} readings/s")
     print(f"processor total   {n / total_s:>10,.0f} readings/s  ({megabytes / total_s:.1f} MB/s)")
-    print(f"item writes       {items} for {n} readings = {1000 * items / n:.1f} per 1,000 readings "
-          f"(batches of {args.batch_records} records)")
 
 
 if __name__ == "__main__":
