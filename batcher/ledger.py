@@ -26,14 +26,16 @@ DAY_MS = 86_400_000
 
 
 @lru_cache(maxsize=4096)
+def bucket_start_ms(bucket: str) -> int:
+    """The start of ``h#2026-11-27T13`` (13:00) or ``d#2026-11-27`` (midnight), UTC."""
+    kind, _, start = bucket.partition("#")
+    begin = datetime.strptime(start, "%Y-%m-%dT%H" if kind == "h" else "%Y-%m-%d")
+    return int(begin.replace(tzinfo=timezone.utc).timestamp() * 1000)
+
+
 def bucket_end_ms(bucket: str) -> int:
     """The end of ``h#2026-11-27T13`` (14:00) or ``d#2026-11-27`` (the next midnight), UTC."""
-    kind, _, start = bucket.partition("#")
-    if kind == "h":
-        begin = datetime.strptime(start, "%Y-%m-%dT%H").replace(tzinfo=timezone.utc)
-        return int(begin.timestamp() * 1000) + HOUR_MS
-    begin = datetime.strptime(start, "%Y-%m-%d").replace(tzinfo=timezone.utc)
-    return int(begin.timestamp() * 1000) + DAY_MS
+    return bucket_start_ms(bucket) + (HOUR_MS if bucket.startswith("h#") else DAY_MS)
 
 
 @dataclass(slots=True)
@@ -96,7 +98,7 @@ def settle(result: BatchResult, prior: Mapping[str, Ledger]) -> Settlement:
     closed: dict[tuple[str, str], BucketAggregate] = {}
     corrections: dict[tuple[str, str], BucketAggregate] = {}
     live: dict[str, Live] = {}
-    for device_id, state in result.states.items():
+    for device_id in result.states:
         before = prior.get(device_id) or Ledger()
         ledger = Ledger(dict(before.open), before.closed_through_ms, before.stored)
         ledgers[device_id] = ledger

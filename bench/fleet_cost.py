@@ -24,9 +24,9 @@ writes (a day item is the same size as an hour item).
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import math
-import socket
 import subprocess
 import sys
 import time
@@ -39,11 +39,12 @@ import boto3
 from amazon_kclpy.messages import Record
 from botocore.config import Config
 
-from batcher import BatchPolicy, FlushTrigger, RegisterRules
+from batcher import FlushTrigger, RegisterRules
 from bench.legacy_store import AggregateStore as LegacyStore
 from consumer.lineage import Lineage
 from consumer.loadgen import Fleet
-from consumer.localaws import wait_for_port
+from consumer.localaws import free_port, wait_for_port
+from consumer.provision import create_bucket, create_table
 from consumer.protocol import Committed, ShardMemory, Stores, commit
 from consumer.records import PendingRecord
 from readings import decode_record
@@ -71,7 +72,6 @@ class Meter:
 
     calls: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     written_keys: list[tuple[str, str]] = field(default_factory=list)
-    read_units: float = 0.0
 
     def hook(self, client: Any) -> Any:
         client.meta.events.register("before-parameter-build.*.*", self._before)
@@ -83,14 +83,6 @@ class Meter:
         key = params.get("Item") if name == "PutItem" else params.get("Key") if name == "UpdateItem" else None
         if key is not None and "device_id" in key:  # the aggregates table (the manifest is counted apart)
             self.written_keys.append((key["device_id"]["S"], key["bucket"]["S"]))
-        elif name in ("BatchGetItem", "GetItem", "Query", "Scan"):
-            self.calls[f"{name}:read"] += 1
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _clients(endpoint: str) -> dict[str, Any]:
@@ -102,17 +94,10 @@ def _clients(endpoint: str) -> dict[str, Any]:
 
 
 def _provision(clients: dict[str, Any], suffix: str) -> tuple[str, str, str]:
-    ddb, s3 = clients["dynamodb"], clients["s3"]
     table, state, bucket = f"{TABLE}-{suffix}", f"{STATE_TABLE}-{suffix}", f"{BUCKET}-{suffix}"
-    ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "device_id", "KeyType": "HASH"},
-                                {"AttributeName": "bucket", "KeyType": "RANGE"}],
-                     AttributeDefinitions=[{"AttributeName": "device_id", "AttributeType": "S"},
-                                           {"AttributeName": "bucket", "AttributeType": "S"}])
-    ddb.create_table(TableName=state, BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "shard_id", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "shard_id", "AttributeType": "S"}])
-    s3.create_bucket(Bucket=bucket)
+    create_table(clients["dynamodb"], table, [("device_id", "HASH"), ("bucket", "RANGE")])
+    create_table(clients["dynamodb"], state, [("shard_id", "HASH")])
+    create_bucket(clients["s3"], bucket, "us-east-1")
     return table, state, bucket
 
 
@@ -172,7 +157,7 @@ def _flushes(fleet: Fleet, shape: tuple[int, int, int, int, int], count: int, fi
         for _ in range(max(1, messages_per_flush)):
             for device, data in fleet.messages(ts, per_message, ts + per_message * interval_s * 1000):
                 seq += 1
-                records.append(Record({"data": __import__("base64").b64encode(data).decode(), "partitionKey": device,
+                records.append(Record({"data": base64.b64encode(data).decode(), "partitionKey": device,
                                        "sequenceNumber": str(seq), "subSequenceNumber": 0,
                                        "approximateArrivalTimestamp": ts + per_message * interval_s * 1000}))
             ts += per_message * interval_s * 1000
@@ -298,7 +283,7 @@ def main() -> None:
     parser.add_argument("--steady", type=int, default=4, help="steady flushes measured per shape")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    port = _free_port()
+    port = free_port("127.0.0.1")
     moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -90,7 +90,7 @@ class LocalAws:
         kinesis_env = dict(
             os.environ,
             KINESIS_MOCK_PLAIN_PORT=str(self.kinesis_port),
-            KINESIS_MOCK_TLS_PORT=str(_free_port(self.host)),
+            KINESIS_MOCK_TLS_PORT=str(free_port(self.host)),
             LOG_LEVEL=os.environ.get("KINESIS_MOCK_LOG_LEVEL", "WARN"),
             CREATE_STREAM_DURATION="0ms",
             DELETE_STREAM_DURATION="0ms",
@@ -140,7 +140,7 @@ class LocalAws:
         self.stop()
 
 
-def _free_port(host: str) -> int:
+def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]

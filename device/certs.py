@@ -30,7 +30,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from readings.errors import DeviceError
+from readings.models import is_thing_name
 
 DEFAULT_CERT_DIR = Path(".local/certs")
 BRIDGE_IDENTITY = "wattstream-bridge"
@@ -48,8 +48,6 @@ SERVER_COMMON_NAME = "localhost"
 CA_VALIDITY_DAYS = 3650
 LEAF_VALIDITY_DAYS = 825
 
-THING_NAME = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
-"""What AWS IoT Core accepts as a thing name (matched whole)."""
 MAX_COMMON_NAME_CHARS = 64
 """X.509's upper bound of a CN (RFC 5280 ub-common-name): thing names beyond it have no CN here."""
 RESERVED_NAMES = frozenset({BRIDGE_IDENTITY, SERVER_COMMON_NAME})
@@ -243,7 +241,7 @@ def check_device_name(layout: CertLayout, thing: str) -> None:
     Reserved: ``RESERVED_NAMES`` and every name the broker's certificate in ``layout`` carries
     (``--server-name``), compared without case. Thing names longer than a CN can be are refused.
     """
-    if not THING_NAME.fullmatch(thing):
+    if not is_thing_name(thing):
         raise DeviceError(
             f"{thing!r} is not a valid thing name: 1 to 128 of a-z A-Z 0-9 : _ - (as AWS IoT Core requires)"
         )
@@ -353,7 +351,7 @@ def revoke(root: Path, name: str, *, now: dt.datetime | None = None) -> Revoked:
     if layout.bridge.cert_path.exists() and name == common_name(layout.bridge.cert_path):
         identity = layout.bridge
     else:
-        if not THING_NAME.fullmatch(name):
+        if not is_thing_name(name):
             raise DeviceError(f"{name!r} is not a valid thing name, nor the bridge identity")
         identity = layout.device(name)
     if not identity.cert_path.exists():

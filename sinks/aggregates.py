@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from botocore.exceptions import ClientError
 
@@ -148,9 +148,7 @@ class AggregateStore:
             raise FencedError(f"{key}: written by {stored.get(WRITER)} at {stored.get(SEQ)}")
         merged = delta if stored is None else BucketAggregate.from_dict(dict(stored)).merge(delta)
         item = self._stamped(bucket_item(*key, merged), writer)
-        if stored is None:
-            condition, names, values = "attribute_not_exists(#s)", {"#s": SEQ}, {}
-        elif SEQ not in stored:
+        if stored is None or SEQ not in stored:
             condition, names, values = "attribute_not_exists(#s)", {"#s": SEQ}, {}
         else:
             condition = "#w = :w AND #s = :s"
@@ -202,8 +200,3 @@ class _Refused(Exception):
 
 def _units(response: Mapping[str, Any]) -> float:
     return float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))
-
-
-def iter_bucket_items(items: Iterable[Mapping[str, Any]]) -> Iterable[Mapping[str, Any]]:
-    """The bucket items among ``items`` (a scan of the table also holds the live items)."""
-    return (i for i in items if str(i.get("bucket", "")).startswith(("h#", "d#")))

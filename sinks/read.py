@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import Any, Iterable, Literal
 
+from batcher.buckets import day_key, hour_key
+from batcher.ledger import bucket_start_ms
 from sinks.dynamo import decode_item, with_retries
 from sinks.live import LIVE_BUCKET, live_key, group_of, parse_entry
 
@@ -33,20 +34,6 @@ class Interval:
     """False while the interval can still change (the device's open hour or day)."""
 
 
-def _start_ms(bucket: str) -> int:
-    kind, _, text = bucket.partition("#")
-    fmt = "%Y-%m-%dT%H" if kind == "h" else "%Y-%m-%d"
-    return int(datetime.strptime(text, fmt).replace(tzinfo=timezone.utc).timestamp() * 1000)
-
-
-def _hour_bucket(ms: int) -> str:
-    return "h#" + datetime.fromtimestamp(ms // 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H")
-
-
-def _day_bucket(ms: int) -> str:
-    return "d#" + datetime.fromtimestamp(ms // 1000, tz=timezone.utc).strftime("%Y-%m-%d")
-
-
 def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     """(device_id, bucket) -> figures, for every hour and day with data, closed or open.
 
@@ -60,7 +47,7 @@ def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], di
                 if device_id in ("device_id", "bucket") or device_id.startswith("v#"):
                     continue
                 live = parse_entry(values)
-                hour = _hour_bucket(live["ts_ms"])
+                hour = hour_key(live["ts_ms"])
                 if (device_id, hour) not in out and live["hour_samples"]:
                     out[(device_id, hour)] = {"energy_wh": live["hour_energy_wh"], "samples": live["hour_samples"],
                                               "power_max_w": live["hour_power_max_w"], "closed": False}
@@ -73,7 +60,7 @@ def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], di
     for (device_id, bucket), figures in list(out.items()):
         if not bucket.startswith("h#"):
             continue
-        day = (device_id, _day_bucket(_start_ms(bucket)))
+        day = (device_id, day_key(bucket_start_ms(bucket)))
         if day in out:
             continue
         total = open_days[day]
@@ -89,9 +76,9 @@ def read_intervals(client: Any, table: str, device_id: str, start_ms: int, end_m
                    *, live_groups: int) -> list[Interval]:
     """The device's intervals starting in [start_ms, end_ms), in time order; no-data ones omitted."""
     first_hour = start_ms - start_ms % (DAY_MS if every == "1d" else HOUR_MS)
-    items = _query(client, table, device_id, "h#", _hour_bucket(first_hour), _hour_bucket(end_ms + DAY_MS))
+    items = _query(client, table, device_id, "h#", hour_key(first_hour), hour_key(end_ms + DAY_MS))
     if every == "1d":
-        items += _query(client, table, device_id, "d#", _day_bucket(first_hour), _day_bucket(end_ms))
+        items += _query(client, table, device_id, "d#", day_key(first_hour), day_key(end_ms))
     live = with_retries(lambda: client.get_item(TableName=table, Key={k: {"S": v} for k, v in live_key(
         group_of(device_id, live_groups)).items()}, ConsistentRead=True), what="GetItem live")
     if "Item" in live:
@@ -101,8 +88,8 @@ def read_intervals(client: Any, table: str, device_id: str, start_ms: int, end_m
     prefix = "h#" if every == "1h" else "d#"
     duration_s = 3600 if every == "1h" else 86400
     out = []
-    for (device, bucket), figures in sorted(logical_buckets(items).items(), key=lambda kv: _start_ms(kv[0][1])):
-        begin = _start_ms(bucket)
+    for (device, bucket), figures in sorted(logical_buckets(items).items(), key=lambda kv: bucket_start_ms(kv[0][1])):
+        begin = bucket_start_ms(bucket)
         if device != device_id or not bucket.startswith(prefix) or not start_ms <= begin < end_ms:
             continue
         if not figures["samples"] and not figures["energy_wh"]:
