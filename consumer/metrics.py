@@ -46,6 +46,11 @@ READING_AGE = Histogram(
     "Age of a reading (since its meter time) when its batch was stored.",
     buckets=(1, 5, 15, 30, 60, 120, 300, 900, 3600, 21600, 86400),
 )
+QUERYABLE_LATENCY = Histogram(
+    f"{NS}_reading_to_queryable_seconds",
+    "From a record's arrival on the stream to its batch's checkpoint (the record is queryable).",
+    buckets=(0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 900, 3600),
+)
 
 
 def serve(port: int) -> None:

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import socket
 import time
 import uuid
@@ -54,6 +55,7 @@ __all__ = ["MAX_REJECTIONS_LISTED", "PendingRecord", "Phase", "ShardProcessor", 
 log = structlog.get_logger("wattstream.consumer")
 
 EXIT_FLUSH_FAILED = 70
+LATENCY_SAMPLES = 100
 
 
 class Phase(StrEnum):
@@ -343,6 +345,11 @@ def _record_flush(settings: Settings, shard_id: str, trigger: FlushTrigger, batc
     readings = [r for record in batch[-200:] for r in record.readings]
     for r in readings[-1000:]:
         metrics.READING_AGE.observe(max(0.0, (now_ms - r.ts_ms) / 1000))
+    # Arrival to checkpoint, for at most LATENCY_SAMPLES records spread evenly over the batch
+    # (the first and the last always): the histogram's shape without a write per record.
+    step = max(1, -(-(len(batch) - 1) // (LATENCY_SAMPLES - 1)))
+    for record in (*batch[:-1:step], batch[-1]):
+        metrics.QUERYABLE_LATENCY.observe(max(0.0, (now_ms - record.arrival_ms) / 1000))
     log.info(
         "batch_flushed",
         trigger=str(trigger),
@@ -360,6 +367,9 @@ def _record_flush(settings: Settings, shard_id: str, trigger: FlushTrigger, batc
         snapshot_bytes=writes.snapshot_bytes,
         first_seq=batch[0].sequence_number,
         last_seq=batch[-1].sequence_number,
+        arrival_first_ms=batch[0].arrival_ms,
+        arrival_last_ms=batch[-1].arrival_ms,
+        committed_ms=now_ms,
         duration_ms=round(elapsed_s * 1000, 1),
     )
     # One line per reason and batch, whatever a box sends: the dead letters hold the rest.
@@ -398,6 +408,12 @@ def build(settings: Settings) -> ShardProcessor:
 def main() -> None:
     from consumer.logs import configure
 
+    # Shutdown is the daemon's to order (shutdown_requested, then the checkpoint). A SIGINT or
+    # SIGTERM sent to the whole process group (Ctrl-C, `kill -- -PGID`) must not end this
+    # process before the daemon asks for the last flush; when the daemon is gone, stdin ends
+    # and so does this process.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     settings = Settings()
     configure(settings.log_level, process="record_processor", pid=os.getpid())
     kcl.KCLProcess(build(settings)).run()

@@ -97,6 +97,26 @@ class Pipeline:
         """The aggregates table's items as stored."""
         return scan_items(self.settings.client("dynamodb"), self.settings.aggregates_table)
 
+    def leases(self) -> dict[str, dict[str, Any]]:
+        """The KCL lease table: shard id to its lease (``leaseOwner``, ``checkpoint``, ...)."""
+        items = scan_items(self.settings.client("dynamodb"), self.settings.application_name)
+        return {item["leaseKey"]: item for item in items}
+
+    def owners(self) -> dict[str, str | None]:
+        """Shard id to the worker holding its lease (None: free) for shards not yet ended."""
+        return {shard: lease.get("leaseOwner") for shard, lease in self.leases().items()
+                if lease.get("checkpoint") != "SHARD_END"}
+
+    def archived_last_seq(self) -> dict[str, str]:
+        """Per shard, the highest sequence number in the raw archive."""
+        last: dict[str, int] = {}
+        archive = self.archive
+        for key in archive.keys("raw/"):
+            for line in archive.get(key):
+                shard, seq = line["shard_id"], int(line["sequence_number"])
+                last[shard] = max(last.get(shard, 0), seq)
+        return {shard: str(seq) for shard, seq in last.items()}
+
     def archived_sequence_numbers(self) -> list[str]:
         """Every sequence number in the raw archive, once per occurrence."""
         archive = self.archive
