@@ -50,7 +50,13 @@ class Settings(BaseSettings):
     worker_id: str = Field(
         default_factory=socket.gethostname,
         description="KCL worker id. Keep it stable across restarts of one host: a restarted worker "
-        "then takes its own leases back at once (a new id waits for KCL 3's 2-minute leader lock).",
+        "then takes its own leases back at once (a new id waits for KCL 3's 2-minute leader lock). "
+        "`slot` (the ECS setting, where tasks have no stable name): claim the lowest free worker slot "
+        "in the consumer-state table and run as `slot-<k>`, so a replacement task gets a dead task's id.",
+    )
+    worker_slot_ttl_s: float = Field(
+        15.0, ge=3, description="With WATTSTREAM_WORKER_ID=slot: how long a slot stays claimed without a "
+        "heartbeat (one every third of it). A replacement started sooner takes another slot.",
     )
     initial_position: str = Field("TRIM_HORIZON", description="Where a new application starts reading.")
     idle_time_between_reads_ms: int = Field(1000, ge=200, description="Polling pause of an idle shard.")
