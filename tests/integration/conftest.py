@@ -99,7 +99,11 @@ class Pipeline:
 
     def leases(self) -> dict[str, dict[str, Any]]:
         """The KCL lease table: shard id to its lease (``leaseOwner``, ``checkpoint``, ...)."""
-        items = scan_items(self.settings.client("dynamodb"), self.settings.application_name)
+        client = self.settings.client("dynamodb")
+        try:
+            items = scan_items(client, self.settings.application_name)
+        except client.exceptions.ResourceNotFoundException:
+            return {}  # no worker has created it yet
         return {item["leaseKey"]: item for item in items}
 
     def owners(self) -> dict[str, str | None]:
@@ -141,8 +145,10 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(aws_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
+def pipeline(aws_env: dict[str, str], tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Pipeline]:
+    """A fresh pipeline; ``@pytest.mark.shards(n)`` gives its stream n shards (default 2)."""
     suffix = uuid.uuid4().hex[:8]
+    marker = request.node.get_closest_marker("shards")
     env = {
         **aws_env,
         "WATTSTREAM_STREAM_NAME": f"readings-{suffix}",
@@ -150,7 +156,7 @@ def pipeline(aws_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
         "WATTSTREAM_AGGREGATES_TABLE": f"aggregates-{suffix}",
         "WATTSTREAM_STATE_TABLE": f"state-{suffix}",
         "WATTSTREAM_RAW_BUCKET": f"raw-{suffix}",
-        "WATTSTREAM_SHARD_COUNT": "2",
+        "WATTSTREAM_SHARD_COUNT": str(marker.args[0] if marker else 2),
         "WATTSTREAM_MAX_AGE_S": "2",
         "WATTSTREAM_MAX_RECORDS": "400",
         "WATTSTREAM_FAILOVER_TIME_MS": "4000",
