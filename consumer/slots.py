@@ -134,8 +134,10 @@ class WorkerSlot:
                 what=f"release {self.worker_id}",
             )
         except (WattstreamError, BotoCoreError, ClientError) as exc:
-            # Someone else's now, or the store is away: either way the claim expires on its own.
-            log.warning("worker_slot_release_failed", worker_id=self.worker_id, error=str(exc))
+            if _condition_failed(exc):
+                log.info("worker_slot_release_skipped", worker_id=self.worker_id, reason="claimed by another worker")
+            else:  # the claim expires on its own
+                log.warning("worker_slot_release_failed", worker_id=self.worker_id, error=str(exc))
             return
         log.info("worker_slot_released", worker_id=self.worker_id)
 
