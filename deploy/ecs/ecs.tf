@@ -52,6 +52,9 @@ locals {
     WATTSTREAM_INITIAL_POSITION  = var.initial_position
     WATTSTREAM_KCL_METRICS_LEVEL = var.kcl_metrics_level
     WATTSTREAM_LOG_LEVEL         = var.log_level
+    # Tasks have no stable name: each claims the lowest free worker slot and runs as slot-<k>,
+    # so the task ECS starts in place of a dead one takes its leases back at once.
+    WATTSTREAM_WORKER_ID = "slot"
     # The root filesystem is read-only: the KCL properties file and the prometheus-client
     # multiprocess files go to the task's ephemeral "scratch" volume.
     WATTSTREAM_WORK_DIR    = local.work_dir

@@ -141,6 +141,20 @@ data "aws_iam_policy_document" "task" {
     resources = [aws_dynamodb_table.aggregates.arn, aws_dynamodb_table.state.arn]
   }
 
+  # WATTSTREAM_WORKER_ID=slot: a task releases its worker slot (an item of the state table
+  # keyed worker-slot#<k>) when it stops; it may delete those items only.
+  statement {
+    sid       = "ReleaseWorkerSlots"
+    actions   = ["dynamodb:DeleteItem"]
+    resources = [aws_dynamodb_table.state.arn]
+
+    condition {
+      test     = "ForAllValues:StringLike"
+      variable = "dynamodb:LeadingKeys"
+      values   = ["worker-slot#*"]
+    }
+  }
+
   statement {
     sid       = "RawArchiveObjects"
     actions   = ["s3:PutObject", "s3:GetObject"]
