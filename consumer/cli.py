@@ -37,6 +37,7 @@ for _module, _attr in (
     ("consumer.commands", "local_aws"),
     ("consumer.commands", "init"),
     ("consumer.commands", "consume"),
+    ("consumer.reshard", "reshard_command"),
     ("consumer.commands", "produce"),
     ("consumer.commands", "report"),
     ("consumer.query", "query"),

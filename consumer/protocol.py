@@ -129,6 +129,8 @@ def commit(
         stores.manifests.begin_batch(claimed, first_seq=first, last_seq=last, records=len(batch), raw_key=key,
                                      trigger=str(trigger), prev_state_key=memory.state_key,
                                      state_key=after.state_key)
+        # From here to the checkpoint a crash leaves a batch to replay (chaos tests aim here).
+        log.info("batch_begun", first_seq=first, last_seq=last, records=len(batch))
         # Step 2. Raw records and dead letters, under keys derived from the batch.
         stores.archive.put(key, (r.raw_line(shard_id) for r in batch))
         dead = [line for r in batch if (line := r.dead_letter_line(shard_id)) is not None]
