@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := mosquitto mosquitto-clients prometheus docker-compose
 
-.PHONY: install demo test test-unit fuzz bench clean apt check-deploy
+.PHONY: install demo test test-unit fuzz bench soak clean apt check-deploy
 
 install: $(STAMP) node_modules/.bin/kinesis-local apt
 
@@ -62,3 +62,9 @@ bench: install
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) node_modules .local .pytest_cache .hypothesis
+
+# The whole local pipeline under chaos (kills of consumers, bridge and boxes; broker pauses),
+# then every reading checked; prints kills, lost, doubled, lag and latency. Not part of `make test`.
+SOAK_MINUTES ?= 30
+soak: install
+	$(PY) -m bench.soak --minutes $(SOAK_MINUTES)
