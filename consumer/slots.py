@@ -3,13 +3,14 @@
 ECS gives a task no stable index and a new host name each time, so a task that dies comes back
 under a new worker id, and its shards wait for KCL 3's leader to reassign them (two minutes and
 more when the dead task was the leader). A worker started under the dead one's id renews that
-id's leases at once. With ``WATTSTREAM_WORKER_ID=slot`` the consumer therefore claims the
-lowest slot that is free or whose claim expired, and runs the daemon as ``slot-<k>``.
+id's leases at once. With ``WATTSTREAM_WORKER_ID=slot`` the consumer therefore claims a slot
+whose claim expired, else the lowest free one, and runs the daemon as ``slot-<k>``.
 
 A slot is one item of the consumer-state table, ``shard_id = worker-slot#<k>`` (no shard id
 looks like that), holding the claimant's unique ``owner`` token and ``expires_ms``:
 
-* ``claim`` writes it with a conditional PutItem: the slot is free or its claim expired;
+* ``claim`` writes it with a conditional PutItem: the slot is free or its claim expired (an
+  expired one is preferred: the leases of the worker that died there wait under its id);
 * the heartbeat renews it every ttl/3, conditional on the owner token;
 * ``release`` deletes it, conditional on the owner token, once the daemon has exited.
 
@@ -144,10 +145,14 @@ class WorkerSlot:
 
 def claim(client: Any, table: str, ttl_s: float, *, host: str | None = None,
           wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> WorkerSlot:
-    """The lowest slot that is free or whose claim expired, claimed for a new owner token."""
+    """A slot claimed for a new owner token: an expired one first, else the lowest free one.
+
+    An expired slot is a worker that died: its leases still name its id, so taking that id
+    brings its shards back at once. A released slot (a clean stop) has no such leases waiting.
+    """
     host = host or socket.gethostname()
     owner = f"{host}/{uuid.uuid4().hex}"
-    for index in range(MAX_SLOTS):
+    for index in _candidates(client, table, _ms(wall())):
         started = monotonic()
         now_ms = _ms(wall())
         item = {**_key(index), "owner": {"S": owner}, "host": {"S": host},
@@ -169,6 +174,40 @@ def claim(client: Any, table: str, ttl_s: float, *, host: str | None = None,
         log.info("worker_slot_claimed", worker_id=slot.worker_id, ttl_s=ttl_s)
         return slot
     raise SinkError(f"all {MAX_SLOTS} worker slots in {table} are claimed")
+
+
+def _candidates(client: Any, table: str, now_ms: int) -> list[int]:
+    """Slot numbers to try, in order: expired claims, then the numbers nobody holds.
+
+    The state table holds one item per shard and per slot, so one scan is small. Each claim is
+    conditional anyway: a slot taken meanwhile is skipped.
+    """
+    expires: dict[int, int] = {}
+    response = with_retries(
+        lambda: client.scan(
+            TableName=table, ConsistentRead=True, FilterExpression="begins_with(shard_id, :prefix)",
+            ExpressionAttributeValues={":prefix": {"S": KEY_PREFIX}}, ProjectionExpression="shard_id, expires_ms",
+        ),
+        what="list worker slots",
+    )
+    pages = [response]
+    while "LastEvaluatedKey" in pages[-1]:
+        start = pages[-1]["LastEvaluatedKey"]
+        pages.append(with_retries(
+            lambda: client.scan(
+                TableName=table, ConsistentRead=True, FilterExpression="begins_with(shard_id, :prefix)",
+                ExpressionAttributeValues={":prefix": {"S": KEY_PREFIX}},
+                ProjectionExpression="shard_id, expires_ms", ExclusiveStartKey=start,
+            ),
+            what="list worker slots",
+        ))
+    for page in pages:
+        for item in page.get("Items", []):
+            suffix = item["shard_id"]["S"][len(KEY_PREFIX):]
+            if suffix.isdigit() and int(suffix) < MAX_SLOTS:
+                expires[int(suffix)] = int(item.get("expires_ms", {}).get("N", "0"))
+    expired = sorted(i for i, at in expires.items() if at < now_ms)
+    return expired + [i for i in range(MAX_SLOTS) if i not in expires]
 
 
 def client(region: str, ttl_s: float) -> Any:

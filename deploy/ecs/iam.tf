@@ -155,6 +155,14 @@ data "aws_iam_policy_document" "task" {
     }
   }
 
+  # A starting task lists the worker slots to take an expired one first (one small scan of
+  # the state table: one item per shard and per slot, all readable by GetItem already).
+  statement {
+    sid       = "ListWorkerSlots"
+    actions   = ["dynamodb:Scan"]
+    resources = [aws_dynamodb_table.state.arn]
+  }
+
   statement {
     sid       = "RawArchiveObjects"
     actions   = ["s3:PutObject", "s3:GetObject"]

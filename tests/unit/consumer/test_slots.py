@@ -76,6 +76,15 @@ def test_an_expired_claim_is_taken_over(dynamodb: Any, table: str) -> None:
     assert item["owner"]["S"] == replacement.owner
 
 
+def test_an_expired_claim_goes_before_a_lower_free_slot(dynamodb: Any, table: str) -> None:
+    released = slots.claim(dynamodb, table, TTL_S, host="a")
+    slots.claim(dynamodb, table, TTL_S, host="b", wall=Clock(-TTL_S))  # slot-1, expired soon
+    released.release()  # slot-0 is free again, but no leases wait under its id
+    replacement = slots.claim(dynamodb, table, TTL_S, host="c", wall=Clock(1))
+    assert replacement.worker_id == "slot-1"
+    assert slots.claim(dynamodb, table, TTL_S, host="d").worker_id == "slot-0"
+
+
 def test_a_heartbeat_renews_the_claim(dynamodb: Any, table: str) -> None:
     wall = Clock()
     slot = slots.claim(dynamodb, table, TTL_S, host="a", wall=wall)
