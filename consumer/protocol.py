@@ -35,10 +35,10 @@ from batcher.ledger import Ledger, settle
 from consumer.lineage import Lineage
 from consumer.records import PendingRecord
 from readings.errors import FencedError, WattstreamError
-from sinks.aggregates import AggregateStore, WriteResult, Writer, seq_marker
-from sinks.archive import Archive, dead_letter_key, raw_key
-from sinks.live import LiveView
-from sinks.manifest import Manifest, ManifestStore
+from sinks.aggregates import WriteResult, Writer, seq_marker
+from sinks.archive import dead_letter_key, raw_key
+from sinks.manifest import Manifest
+from sinks.ports import AggregatePort, ArchivePort, LivePort, ManifestPort, SnapshotPort
 from sinks.snapshot import SnapshotStore, snapshot_key
 
 log = structlog.get_logger("wattstream.consumer")
@@ -71,11 +71,11 @@ class ShardMemory:
 
 @dataclass(frozen=True, slots=True)
 class Stores:
-    manifests: ManifestStore
-    archive: Archive
-    snapshots: SnapshotStore
-    aggregates: AggregateStore
-    live: LiveView
+    manifests: ManifestPort
+    archive: ArchivePort
+    snapshots: SnapshotPort
+    aggregates: AggregatePort
+    live: LivePort
 
 
 @dataclass(frozen=True, slots=True)
