@@ -1,6 +1,6 @@
 """Every port's suite runs twice: against the in-memory store and the AWS one on moto server.
 
-The moto server starts once per session on a free port, and only if a test asks for it; each
+The moto server starts once per test run on a free port, and only if a test asks for it; each
 test gets its own table or bucket. A ``Subject`` is the store under test plus what the suite
 needs to look behind it (the raw object bytes, the stored items), read the backend's own way.
 """
