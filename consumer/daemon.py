@@ -48,6 +48,13 @@ def properties(settings: Settings) -> dict[str, str]:
         # Empty polls reach the processor, so a quiet shard's batch still flushes on age.
         "callProcessRecordsEvenForEmptyRecordList": "true",
         "failoverTimeMillis": str(settings.failover_time_ms),
+        # KCL 3's graceful lease handoff moves a lease only after the old owner's processor
+        # checkpoints in shutdownRequested or a timeout passes; a processor that cannot
+        # checkpoint there (it is rebuilding an interrupted batch) and an owner killed mid-handoff
+        # left a shard unassigned for minutes under chaos. Without it a moved lease is simply
+        # lost by the old owner, which drops its batch; the new owner re-reads from the
+        # checkpoint and the manifest fences any late write of the old one.
+        "isGracefulLeaseHandoffEnabled": "false",
         "shutdownGraceMillis": str(settings.shutdown_grace_ms),
         "metricsLevel": settings.kcl_metrics_level,
     }
