@@ -49,7 +49,9 @@ def _plain_to_ddb(value: Any) -> Any:
 
 def _ddb_to_plain(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and "." not in str(value) else float(value)
+        # A float was written as its repr, which always holds a "." or an exponent; an int never.
+        text = str(value)
+        return float(value) if "." in text or "E" in text or "e" in text else int(value)
     if isinstance(value, Mapping):
         return {k: _ddb_to_plain(v) for k, v in value.items()}
     if isinstance(value, list):

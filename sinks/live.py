@@ -7,7 +7,8 @@ group on a shard boundary is shared by two shards), so a flush writes each of it
 and one write carries a hundred devices. A reader finds a device's item from its id alone.
 
 An item (``device_id`` = ``live#<group>``, ``bucket`` = ``live``) holds, per device, one list
-attribute named after it::
+attribute named after it (``device_attr``: a device named like a key attribute, ``bucket`` or
+``device_id``, is stored as ``d#<name>``; no thing name holds a ``#``)::
 
     [ts_ms, power_w, register_wh, hour_energy_wh, hour_samples, hour_power_max_w]
 
@@ -75,6 +76,21 @@ def marker_attr(shard_id: str) -> str:
     return f"v#{shard_id}"
 
 
+_KEY_ATTRS = frozenset({"device_id", "bucket"})
+
+
+def device_attr(device_id: str) -> str:
+    """The attribute holding a device's entry in its group item (never a key attribute)."""
+    return f"d#{device_id}" if device_id in _KEY_ATTRS else device_id
+
+
+def attr_device(name: str) -> str | None:
+    """The device an attribute of a group item holds, or None for the keys and the markers."""
+    if name in _KEY_ATTRS or name.startswith("v#"):
+        return None
+    return name[2:] if name.startswith("d#") else name
+
+
 class LiveView:
     def __init__(self, client: Any, table: str, groups: int) -> None:
         self._client = client
@@ -101,7 +117,7 @@ class LiveView:
         sets = ["#v = :v"]
         values: dict[str, Any] = {":v": {"S": marker}}
         for i, (device_id, live) in enumerate(sorted(members)):
-            names[f"#d{i}"] = device_id
+            names[f"#d{i}"] = device_attr(device_id)
             sets.append(f"#d{i} = :d{i}")
             values[f":d{i}"] = _wire_list(entry(live))
         expression = "SET " + ", ".join(sets)

@@ -32,7 +32,7 @@ from sinks.aggregates import SEQ, WRITER, WriteResult, Writer, bucket_item
 from sinks.archive import decode_lines, encode_lines
 from sinks.dynamo import decode_item, encode_item
 from sinks.limits import item_size_bytes, refusals
-from sinks.live import _wire_list, entry, group_of, live_key, marker_attr
+from sinks.live import _wire_list, device_attr, entry, group_of, live_key, marker_attr
 from sinks.manifest import Manifest
 from sinks.snapshot import decode_snapshot, encode_snapshot
 
@@ -360,7 +360,8 @@ class MemoryLiveView:
         for group, members in sorted(by_group.items()):
             key = live_key(group)
             values: dict[str, Any] = {mine: {"S": marker}}
-            values.update((device_id, _wire_list(entry(device_live))) for device_id, device_live in sorted(members))
+            values.update((device_attr(device_id), _wire_list(entry(device_live)))
+                          for device_id, device_live in sorted(members))
             try:
                 units += self.table.update((key["device_id"], key["bucket"]), set_=values, remove=drop,
                                            condition=not_later)

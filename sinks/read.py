@@ -14,7 +14,7 @@ from typing import Any, Iterable, Literal
 from batcher.buckets import day_key, hour_key
 from batcher.ledger import bucket_start_ms
 from sinks.dynamo import decode_item, with_retries
-from sinks.live import LIVE_BUCKET, live_key, group_of, parse_entry
+from sinks.live import LIVE_BUCKET, attr_device, device_attr, group_of, live_key, parse_entry
 
 Every = Literal["1h", "1d"]
 HOUR_MS = 3_600_000
@@ -43,8 +43,9 @@ def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], di
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for item in items:
         if item.get("bucket") == LIVE_BUCKET:
-            for device_id, values in item.items():
-                if device_id in ("device_id", "bucket") or device_id.startswith("v#"):
+            for name, values in item.items():
+                device_id = attr_device(name)
+                if device_id is None:
                     continue
                 live = parse_entry(values)
                 hour = hour_key(live["ts_ms"])
@@ -83,8 +84,9 @@ def read_intervals(client: Any, table: str, device_id: str, start_ms: int, end_m
         group_of(device_id, live_groups)).items()}, ConsistentRead=True), what="GetItem live")
     if "Item" in live:
         whole = decode_item(live["Item"])
-        if device_id in whole:
-            items.append({"device_id": whole["device_id"], "bucket": LIVE_BUCKET, device_id: whole[device_id]})
+        name = device_attr(device_id)
+        if name in whole:
+            items.append({"device_id": whole["device_id"], "bucket": LIVE_BUCKET, name: whole[name]})
     prefix = "h#" if every == "1h" else "d#"
     duration_s = 3600 if every == "1h" else 86400
     out = []
