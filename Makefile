@@ -7,7 +7,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 APT_PACKAGES := mosquitto mosquitto-clients prometheus docker-compose
 
-.PHONY: install demo test test-unit fuzz bench soak clean apt check-deploy
+.PHONY: install demo test test-unit lint fuzz bench soak clean apt check-deploy
 
 install: $(STAMP) node_modules/.bin/kinesis-local apt
 
@@ -48,6 +48,12 @@ $(CHECKOV_VENV)/.installed:
 check-deploy: $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/python tests/deploy/tf_fmt_check.py deploy/ecs
 	$(CHECKOV_VENV)/bin/checkov -d deploy/ecs --framework terraform --skip-download --compact --quiet
+
+# ruff (lint and format, configured in pyproject.toml) and mypy (pydantic plugin) over the code.
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test-unit: install
 	$(PY) -m pytest tests/unit

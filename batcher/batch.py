@@ -23,9 +23,9 @@ Per reading, against the device's newest reading (highest ``seq``):
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Iterable, Mapping
 
 from batcher.buckets import BucketAggregate, day_key, hour_key, split_by_hour
 from batcher.registers import DeviceState, FlagSink, Meter, Point, RegisterRules
@@ -79,15 +79,19 @@ def _take(state: DeviceState, r: Reading, flag: FlagSink) -> _Outcome:
         state.newest, state.newest_power_w = Point(r.seq, r.ts_ms, r.energy_wh), r.power_w
         return _Outcome.NEXT
     newest_raw_ts_ms = newest.ts_ms if state.newest_raw_ts_ms is None else state.newest_raw_ts_ms
-    if state.prev_seen is not None and state.epoch_ts_ms is not None and r.ts_ms < state.epoch_ts_ms:
-        if r.seq in state.prev_seen:
-            return _Outcome.DUPLICATE  # a redelivery from before the seq restart
+    before_restart = state.epoch_ts_ms is not None and r.ts_ms < state.epoch_ts_ms
+    if state.prev_seen is not None and before_restart and r.seq in state.prev_seen:
+        return _Outcome.DUPLICATE  # a redelivery from before the seq restart
     if r.seq < newest.seq and r.ts_ms > newest.ts_ms:
         flag("seq_restart", r.ts_ms)
         state.prev_seen, state.seen, state.epoch_ts_ms = state.seen, SeenSeqs(), r.ts_ms
         state.seen.add(r.seq)
     elif not state.seen.add(r.seq):
-        if r.seq == newest.seq and (r.ts_ms, r.energy_wh, r.power_w) != (newest_raw_ts_ms, newest.energy_wh, state.newest_power_w):
+        if r.seq == newest.seq and (r.ts_ms, r.energy_wh, r.power_w) != (
+            newest_raw_ts_ms,
+            newest.energy_wh,
+            state.newest_power_w,
+        ):
             flag("seq_conflict", newest.ts_ms)
         return _Outcome.DUPLICATE
     elif r.seq < newest.seq:

@@ -8,10 +8,11 @@ so the sum over hours equals the sum over days.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, fields
+from datetime import UTC, datetime
 from functools import lru_cache
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from typing import Any
 
 HOUR_MS = 3_600_000
 
@@ -27,12 +28,12 @@ DAY_MS = 86_400_000
 
 @lru_cache(maxsize=65_536)
 def _hour_text(hour_ms: int) -> str:
-    return "h#" + datetime.fromtimestamp(hour_ms // 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H")
+    return "h#" + datetime.fromtimestamp(hour_ms // 1000, tz=UTC).strftime("%Y-%m-%dT%H")
 
 
 @lru_cache(maxsize=8_192)
 def _day_text(day_ms: int) -> str:
-    return "d#" + datetime.fromtimestamp(day_ms // 1000, tz=timezone.utc).strftime("%Y-%m-%d")
+    return "d#" + datetime.fromtimestamp(day_ms // 1000, tz=UTC).strftime("%Y-%m-%d")
 
 
 def hour_key(ts_ms: int) -> str:

@@ -13,10 +13,11 @@ batch settles exactly as its first attempt did.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any, Mapping
+from typing import Any
 
 from batcher.batch import BatchResult
 from batcher.buckets import BucketAggregate, hour_key
@@ -30,7 +31,7 @@ def bucket_start_ms(bucket: str) -> int:
     """The start of ``h#2026-11-27T13`` (13:00) or ``d#2026-11-27`` (midnight), UTC."""
     kind, _, start = bucket.partition("#")
     begin = datetime.strptime(start, "%Y-%m-%dT%H" if kind == "h" else "%Y-%m-%d")
-    return int(begin.replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(begin.replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def bucket_end_ms(bucket: str) -> int:
@@ -122,10 +123,14 @@ def settle(result: BatchResult, prior: Mapping[str, Ledger]) -> Settlement:
             if bucket_end_ms(bucket) <= base_ms:
                 closed[(device_id, bucket)] = ledger.open.pop(bucket)
         horizon = base_ms - base_ms % HOUR_MS
-        ledger.closed_through_ms = horizon if ledger.closed_through_ms is None else max(ledger.closed_through_ms, horizon)
+        ledger.closed_through_ms = (
+            horizon if ledger.closed_through_ms is None else max(ledger.closed_through_ms, horizon)
+        )
         prior_ledger = prior.get(device_id)
-        if prior_ledger is not None and prior_ledger.stored == ledger.stored and not any(
-            d == device_id for d, _ in closed
+        if (
+            prior_ledger is not None
+            and prior_ledger.stored == ledger.stored
+            and not any(d == device_id for d, _ in closed)
         ):
             continue  # only duplicates: the live values did not change
         hour = hour_key(base_ms)

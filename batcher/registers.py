@@ -27,9 +27,10 @@ The suspect reading and the anchor are part of the device state, so they hold ac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any, Callable
+from typing import Any
 
 from batcher.seen import SeenSeqs
 from readings.models import Reading
@@ -102,8 +103,15 @@ class DeviceState:
     def copy(self) -> DeviceState:
         """An independent copy: points are never changed in place, only the seq sets are."""
         return DeviceState(
-            self.seen.copy(), self.newest, self.newest_raw_ts_ms, self.newest_power_w, self.ref, self.suspect,
-            self.anchor, self.since_anchor_wh, None if self.prev_seen is None else self.prev_seen.copy(),
+            self.seen.copy(),
+            self.newest,
+            self.newest_raw_ts_ms,
+            self.newest_power_w,
+            self.ref,
+            self.suspect,
+            self.anchor,
+            self.since_anchor_wh,
+            None if self.prev_seen is None else self.prev_seen.copy(),
             self.epoch_ts_ms,
         )
 

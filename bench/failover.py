@@ -117,7 +117,8 @@ def run_once(scenario: str, args: argparse.Namespace, aws_env: dict[str, str], w
     settings = Settings(**{k.removeprefix("WATTSTREAM_").lower(): v for k, v in names.items()})
     provision(settings)
     base = {
-        **aws_env, **names,
+        **aws_env,
+        **names,
         "WATTSTREAM_MAX_AGE_S": str(args.max_age_s),
         "WATTSTREAM_FAILOVER_TIME_MS": str(args.failover_time_ms),
         "WATTSTREAM_KCL_EXTRA_PROPERTIES": args.kcl_extra_properties,
@@ -127,8 +128,12 @@ def run_once(scenario: str, args: argparse.Namespace, aws_env: dict[str, str], w
 
     def start(index: int) -> tuple[ConsumerProcess, str]:
         worker_id = "slot" if scenario == "slot" else f"task-{index}-{suffix}"
-        env = {**base, "WATTSTREAM_WORKER_ID": worker_id, "WATTSTREAM_WORK_DIR": str(work / suffix / f"c{index}"),
-               "WATTSTREAM_METRICS_DIR": str(work / suffix / f"c{index}" / "metrics")}
+        env = {
+            **base,
+            "WATTSTREAM_WORKER_ID": worker_id,
+            "WATTSTREAM_WORK_DIR": str(work / suffix / f"c{index}"),
+            "WATTSTREAM_METRICS_DIR": str(work / suffix / f"c{index}" / "metrics"),
+        }
         consumer = ConsumerProcess(env, work / suffix / f"consumer-{index}.log", free_port()).start()
         props = (work / suffix / f"c{index}" / "consumer.properties").read_text().splitlines()
         return consumer, next(p for p in props if p.startswith("workerId")).split("=", 1)[1].strip()
@@ -163,7 +168,9 @@ def run_once(scenario: str, args: argparse.Namespace, aws_env: dict[str, str], w
                     back[shard] = time.monotonic() - killed
             time.sleep(0.25)
         if len(back) < len(left):
-            raise TimeoutError(f"{scenario}: shards {sorted(set(left) - set(back))} not flowing after {args.timeout_s} s")
+            raise TimeoutError(
+                f"{scenario}: shards {sorted(set(left) - set(back))} not flowing after {args.timeout_s} s"
+            )
         return Result(scenario, dead_id, replacement_id, started_s, min(back.values()), max(back.values()), leader_s)
     finally:
         producer.stop()
@@ -177,12 +184,19 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1, help="kills per scenario")
     parser.add_argument("--shards", type=int, default=2)
     parser.add_argument("--devices", type=int, default=50)
-    parser.add_argument("--start-delay-s", type=float, default=20.0,
-                        help="kill to replacement start (a Fargate task takes at least this; above the slot ttl)")
+    parser.add_argument(
+        "--start-delay-s",
+        type=float,
+        default=20.0,
+        help="kill to replacement start (a Fargate task takes at least this; above the slot ttl)",
+    )
     parser.add_argument("--slot-ttl-s", type=float, default=15.0, help="WATTSTREAM_WORKER_SLOT_TTL_S")
     parser.add_argument("--failover-time-ms", type=int, default=10_000, help="KCL failoverTimeMillis")
-    parser.add_argument("--kcl-extra-properties", default="{}",
-                        help='more KCL properties as JSON, e.g. \'{"leaseAssignmentIntervalMillis": "5000"}\'')
+    parser.add_argument(
+        "--kcl-extra-properties",
+        default="{}",
+        help='more KCL properties as JSON, e.g. \'{"leaseAssignmentIntervalMillis": "5000"}\'',
+    )
     parser.add_argument("--max-age-s", type=float, default=2.0, help="batch age: how often a shard checkpoints")
     parser.add_argument("--warmup-s", type=float, default=10.0, help="steady consumption before the kill")
     parser.add_argument("--timeout-s", type=float, default=600.0)
@@ -198,21 +212,29 @@ def main() -> None:
             for _ in range(args.runs):
                 result = run_once(scenario, args, aws.env, work)
                 results.append(result)
-                print(f"{result.scenario}: all {args.shards} shards flowing {result.all_back_s:.1f} s after the kill",
-                      flush=True)
+                print(
+                    f"{result.scenario}: all {args.shards} shards flowing {result.all_back_s:.1f} s after the kill",
+                    flush=True,
+                )
     finally:
         aws.stop()
 
-    print(f"\n{args.shards} shards, replacement started {args.start_delay_s:g} s after SIGKILL of the only worker "
-          f"(the leader), failoverTimeMillis {args.failover_time_ms}, KCL extra {args.kcl_extra_properties}, "
-          f"slot ttl {args.slot_ttl_s:g} s; logs in {work}\n")
-    print("| replacement | worker ids | replacement up (s) | leader lock taken (s) | first shard flowing (s) "
-          "| all shards flowing (s) |")
+    print(
+        f"\n{args.shards} shards, replacement started {args.start_delay_s:g} s after SIGKILL of the only worker "
+        f"(the leader), failoverTimeMillis {args.failover_time_ms}, KCL extra {args.kcl_extra_properties}, "
+        f"slot ttl {args.slot_ttl_s:g} s; logs in {work}\n"
+    )
+    print(
+        "| replacement | worker ids | replacement up (s) | leader lock taken (s) | first shard flowing (s) "
+        "| all shards flowing (s) |"
+    )
     print("|---|---|---|---|---|---|")
     for r in results:
         leader = f"{r.leader_s:.1f}" if r.leader_s is not None else "not yet"
-        print(f"| {r.scenario} | {r.dead_id} -> {r.replacement_id} | {r.started_s:.1f} | {leader} "
-              f"| {r.first_back_s:.1f} | {r.all_back_s:.1f} |")
+        print(
+            f"| {r.scenario} | {r.dead_id} -> {r.replacement_id} | {r.started_s:.1f} | {leader} "
+            f"| {r.first_back_s:.1f} | {r.all_back_s:.1f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -44,8 +44,8 @@ from bench.legacy_store import AggregateStore as LegacyStore
 from consumer.lineage import Lineage
 from consumer.loadgen import Fleet
 from consumer.localaws import free_port, wait_for_port
-from consumer.provision import create_bucket, create_table
 from consumer.protocol import Committed, ShardMemory, Stores, commit
+from consumer.provision import create_bucket, create_table
 from consumer.records import PendingRecord
 from readings import decode_record
 from sinks.aggregates import AggregateStore
@@ -63,7 +63,7 @@ SHAPES = {
 }
 SHARD = "shardId-000000000000"
 TABLE, STATE_TABLE, BUCKET = "bench-aggregates", "bench-state", "bench-raw"
-START_MS = int(datetime(2026, 11, 27, 10, 0, tzinfo=timezone.utc).timestamp() * 1000)
+START_MS = int(datetime(2026, 11, 27, 10, 0, tzinfo=UTC).timestamp() * 1000)
 
 
 @dataclass
@@ -87,9 +87,16 @@ class Meter:
 
 def _clients(endpoint: str) -> dict[str, Any]:
     # As ``Settings.client`` configures the consumer's clients.
-    config = Config(retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=32, parameter_validation=False)
-    kwargs = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="test",
-                  aws_secret_access_key="test", config=config)  # noqa: S106 - the emulator's fixed key
+    config = Config(
+        retries={"max_attempts": 3, "mode": "standard"}, max_pool_connections=32, parameter_validation=False
+    )
+    kwargs = dict(
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=config,
+    )
     return {"dynamodb": boto3.client("dynamodb", **kwargs), "s3": boto3.client("s3", **kwargs)}
 
 
@@ -135,8 +142,9 @@ class Sizer:
         units = 0.0
         for key in keys:
             before = self.sizes.get(key, 0)
-            got = self.client.get_item(TableName=self.table, Key={"device_id": {"S": key[0]}, "bucket": {"S": key[1]}},
-                                       ConsistentRead=True).get("Item")
+            got = self.client.get_item(
+                TableName=self.table, Key={"device_id": {"S": key[0]}, "bucket": {"S": key[1]}}, ConsistentRead=True
+            ).get("Item")
             after = item_size_bytes(got) if got else before
             self.sizes[key] = after
             units += max(1, math.ceil(max(before, after) / 1024))
@@ -146,8 +154,9 @@ class Sizer:
         return sum(max(1, math.ceil(self.sizes.get(k, 1) / 4096)) for k in keys)
 
 
-def _flushes(fleet: Fleet, shape: tuple[int, int, int, int, int], count: int, first_seq: int,
-             start_ms: int) -> list[list[Record]]:
+def _flushes(
+    fleet: Fleet, shape: tuple[int, int, int, int, int], count: int, first_seq: int, start_ms: int
+) -> list[list[Record]]:
     """``count`` flushes of records, each ``flush_s`` of the shard's traffic."""
     _, _, interval_s, per_message, flush_s = shape
     messages_per_flush = flush_s // (interval_s * per_message)
@@ -157,9 +166,17 @@ def _flushes(fleet: Fleet, shape: tuple[int, int, int, int, int], count: int, fi
         for _ in range(max(1, messages_per_flush)):
             for device, data in fleet.messages(ts, per_message, ts + per_message * interval_s * 1000):
                 seq += 1
-                records.append(Record({"data": base64.b64encode(data).decode(), "partitionKey": device,
-                                       "sequenceNumber": str(seq), "subSequenceNumber": 0,
-                                       "approximateArrivalTimestamp": ts + per_message * interval_s * 1000}))
+                records.append(
+                    Record(
+                        {
+                            "data": base64.b64encode(data).decode(),
+                            "partitionKey": device,
+                            "sequenceNumber": str(seq),
+                            "subSequenceNumber": 0,
+                            "approximateArrivalTimestamp": ts + per_message * interval_s * 1000,
+                        }
+                    )
+                )
             ts += per_message * interval_s * 1000
         out.append(records)
     return out
@@ -170,8 +187,9 @@ def _decode(records: list[Record]) -> list[PendingRecord]:
     for r in records:
         data = r.binary_data  # as the processor does: once per record
         d = decode_record(data, fallback_received_ms=r.timestamp_millis, partition_key=r.partition_key)
-        pending.append(PendingRecord(r.sequence_number, r.partition_key, r.timestamp_millis, data,
-                                     d.readings, d.rejections))
+        pending.append(
+            PendingRecord(r.sequence_number, r.partition_key, r.timestamp_millis, data, d.readings, d.rejections)
+        )
     return pending
 
 
@@ -186,8 +204,13 @@ def measure(name: str, endpoint: str, steady: int) -> dict[str, Any]:
     meter = Meter()
     ddb, s3 = meter.hook(_clients(endpoint)["dynamodb"]), meter.hook(_clients(endpoint)["s3"])
     sizer = Sizer(clients["dynamodb"], table)
-    stores = Stores(ManifestStore(ddb, state_table), Archive(s3, bucket), SnapshotStore(s3, bucket),
-                    AggregateStore(ddb, table), LiveView(ddb, table, groups_on_shard))
+    stores = Stores(
+        ManifestStore(ddb, state_table),
+        Archive(s3, bucket),
+        SnapshotStore(s3, bucket),
+        AggregateStore(ddb, table),
+        LiveView(ddb, table, groups_on_shard),
+    )
     claimed = stores.manifests.claim(SHARD, "bench")
     # The devices of one shard; the live groups they fall into are the shard's share of all groups.
     fleet = Fleet(on_shard, interval_ms=interval_s * 1000, seed=7)
@@ -202,36 +225,55 @@ def measure(name: str, endpoint: str, steady: int) -> dict[str, Any]:
         meter.written_keys.clear()
         started = time.process_time()
         pending = _decode(records)
-        outcome = commit(pending, claimed=claimed, memory=memory, stores=stores, lineage=Lineage(SHARD), rules=rules,
-                         checkpointer=Checkpointer(), trigger=FlushTrigger.AGE)
+        outcome = commit(
+            pending,
+            claimed=claimed,
+            memory=memory,
+            stores=stores,
+            lineage=Lineage(SHARD),
+            rules=rules,
+            checkpointer=Checkpointer(),
+            trigger=FlushTrigger.AGE,
+        )
         cpu_s = time.process_time() - started
         assert isinstance(outcome, Committed)
         memory = outcome.memory
         keys = list(meter.written_keys)
         wru = sizer.bill(keys) + 1  # + the manifest, an item under 1 KB
-        figures.append(FlushFigures(
-            readings=sum(len(p.readings) for p in pending), wru=wru,
-            rru=float(outcome.writes.buckets.read_units), writes=len(keys) + 1,
-            s3_puts=meter.calls.get("PutObject", 0), cpu_s=cpu_s,
-        ))
+        figures.append(
+            FlushFigures(
+                readings=sum(len(p.readings) for p in pending),
+                wru=wru,
+                rru=float(outcome.writes.buckets.read_units),
+                writes=len(keys) + 1,
+                s3_puts=meter.calls.get("PutObject", 0),
+                cpu_s=cpu_s,
+            )
+        )
     steady_figs, closing = figures[1:-1], figures[-1]
     hour = FlushFigures()
     for f in steady_figs:
         hour.add(f, 59 / len(steady_figs))
     hour.add(closing)
-    day_share = (closing.wru - sum(f.wru for f in steady_figs) / len(steady_figs))
+    day_share = closing.wru - sum(f.wru for f in steady_figs) / len(steady_figs)
     hour.wru += max(0.0, day_share) / 24
     per_1000 = 1000 / hour.readings
     result = {
-        "shape": name, "boxes": boxes, "boxes_on_shard": on_shard, "reading_interval_s": interval_s,
-        "readings_per_message": per_message, "flush_s": flush_s, "live_groups": live_groups,
+        "shape": name,
+        "boxes": boxes,
+        "boxes_on_shard": on_shard,
+        "reading_interval_s": interval_s,
+        "readings_per_message": per_message,
+        "flush_s": flush_s,
+        "live_groups": live_groups,
         "wattstream": {
             "dynamodb_wru_per_1000_readings": round(hour.wru * per_1000, 3),
             "dynamodb_rru_per_1000_readings": round(hour.rru * per_1000, 3),
             "dynamodb_writes_per_1000_readings": round(hour.writes * per_1000, 3),
             "s3_puts_per_1000_readings": round(hour.s3_puts * per_1000, 4),
             "cpu_ms_per_1000_readings": round(hour.cpu_s * 1000 * per_1000, 2),
-            "closing_flush_wru": closing.wru, "steady_flush_wru": round(sum(f.wru for f in steady_figs) / len(steady_figs), 1),
+            "closing_flush_wru": closing.wru,
+            "steady_flush_wru": round(sum(f.wru for f in steady_figs) / len(steady_figs), 1),
         },
     }
     return result
@@ -284,8 +326,11 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
     port = free_port("127.0.0.1")
-    moto = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port("127.0.0.1", port, 60)
         endpoint = f"http://127.0.0.1:{port}"
@@ -305,13 +350,17 @@ def main() -> None:
 
 
 def _print(f: dict[str, Any]) -> None:
-    print(f"\n{f['shape']}: {f['boxes']:,} boxes ({f['boxes_on_shard']:,} on the measured shard), a reading every "
-          f"{f['reading_interval_s']} s, {f['readings_per_message']} per message, {f['flush_s']} s flushes, "
-          f"{f['live_groups']} live groups")
-    rows = [("DynamoDB WRU per 1,000 readings", "dynamodb_wru_per_1000_readings"),
-            ("DynamoDB RRU per 1,000 readings", "dynamodb_rru_per_1000_readings"),
-            ("DynamoDB writes per 1,000 readings", "dynamodb_writes_per_1000_readings"),
-            ("client CPU ms per 1,000 readings", "cpu_ms_per_1000_readings")]
+    print(
+        f"\n{f['shape']}: {f['boxes']:,} boxes ({f['boxes_on_shard']:,} on the measured shard), a reading every "
+        f"{f['reading_interval_s']} s, {f['readings_per_message']} per message, {f['flush_s']} s flushes, "
+        f"{f['live_groups']} live groups"
+    )
+    rows = [
+        ("DynamoDB WRU per 1,000 readings", "dynamodb_wru_per_1000_readings"),
+        ("DynamoDB RRU per 1,000 readings", "dynamodb_rru_per_1000_readings"),
+        ("DynamoDB writes per 1,000 readings", "dynamodb_writes_per_1000_readings"),
+        ("client CPU ms per 1,000 readings", "cpu_ms_per_1000_readings"),
+    ]
     print(f"{'figure':<38}{'previous store':>16}{'wattstream':>14}")
     for label, key in rows:
         print(f"{label:<38}{f['legacy'].get(key, float('nan')):>16}{f['wattstream'].get(key, float('nan')):>14}")

@@ -21,9 +21,10 @@ after it: when a replayed batch finds its own marker there, it starts again from
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -173,4 +174,3 @@ class AggregateStore:
                 suspect=state.suspect is not None,
             )
         return item
-

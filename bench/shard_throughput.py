@@ -38,8 +38,13 @@ class FakeDaemon:
 
     def __init__(self, env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "consumer.processor"], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=open(env["BENCH_LOG"], "ab"), text=True, bufsize=1,  # noqa: SIM115
+            [sys.executable, "-m", "consumer.processor"],
+            env=env,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=open(env["BENCH_LOG"], "ab"),  # noqa: SIM115 - owned by the child
+            text=True,
+            bufsize=1,
         )
         self.checkpoints = 0
 
@@ -63,8 +68,12 @@ class FakeDaemon:
             if reply["action"] == "checkpoint":
                 self.checkpoints += 1
                 assert self.proc.stdin is not None
-                answer = {"action": "checkpoint", "sequenceNumber": reply.get("sequenceNumber"),
-                          "subSequenceNumber": reply.get("subSequenceNumber"), "error": None}
+                answer = {
+                    "action": "checkpoint",
+                    "sequenceNumber": reply.get("sequenceNumber"),
+                    "subSequenceNumber": reply.get("subSequenceNumber"),
+                    "error": None,
+                }
                 self.proc.stdin.write(json.dumps(answer) + "\n")
                 self.proc.stdin.flush()
 
@@ -93,8 +102,14 @@ def main() -> None:
     payloads = payloads[: args.records]
     base_seq = 49_680_617_152_851_519_470_963_732_905_516_059_121_142_655_817_896_427_522
     records = [
-        {"action": "record", "data": base64.b64encode(data).decode(), "partitionKey": pk, "sequenceNumber": str(base_seq + i * 1000),
-         "subSequenceNumber": 0, "approximateArrivalTimestamp": now_ms}
+        {
+            "action": "record",
+            "data": base64.b64encode(data).decode(),
+            "partitionKey": pk,
+            "sequenceNumber": str(base_seq + i * 1000),
+            "subSequenceNumber": 0,
+            "approximateArrivalTimestamp": now_ms,
+        }
         for i, (pk, data) in enumerate(payloads)
     ]
     readings = args.records * args.per_message
@@ -104,27 +119,43 @@ def main() -> None:
     aws = LocalAws(port=_free_port(), kinesis_port=_free_port(), log_dir=work).start()
     try:
         suffix = uuid.uuid4().hex[:6]
-        env = dict(os.environ, **aws.env, WATTSTREAM_AGGREGATES_TABLE=f"agg-{suffix}",
-                   WATTSTREAM_STATE_TABLE=f"state-{suffix}", WATTSTREAM_RAW_BUCKET=f"raw-{suffix}",
-                   WATTSTREAM_MAX_RECORDS=str(args.max_records), WATTSTREAM_MAX_AGE_S="3600",
-                   BENCH_LOG=str(work / "processor.log"))
+        env = dict(
+            os.environ,
+            **aws.env,
+            WATTSTREAM_AGGREGATES_TABLE=f"agg-{suffix}",
+            WATTSTREAM_STATE_TABLE=f"state-{suffix}",
+            WATTSTREAM_RAW_BUCKET=f"raw-{suffix}",
+            WATTSTREAM_MAX_RECORDS=str(args.max_records),
+            WATTSTREAM_MAX_AGE_S="3600",
+            BENCH_LOG=str(work / "processor.log"),
+        )
         os.environ.update(aws.env)
         from consumer.settings import Settings
 
-        settings = Settings(aggregates_table=f"agg-{suffix}", state_table=f"state-{suffix}",
-                            raw_bucket=f"raw-{suffix}")
+        settings = Settings(aggregates_table=f"agg-{suffix}", state_table=f"state-{suffix}", raw_bucket=f"raw-{suffix}")
         dynamodb = settings.client("dynamodb")
         create_table(dynamodb, settings.aggregates_table, [("device_id", "HASH"), ("bucket", "RANGE")])
         create_table(dynamodb, settings.state_table, [("shard_id", "HASH")])
         create_bucket(settings.client("s3"), settings.raw_bucket, settings.region)
 
         daemon = FakeDaemon(env)
-        daemon.send({"action": "initialize", "shardId": "shardId-000000000000", "sequenceNumber": "TRIM_HORIZON",
-                     "subSequenceNumber": 0})
+        daemon.send(
+            {
+                "action": "initialize",
+                "shardId": "shardId-000000000000",
+                "sequenceNumber": "TRIM_HORIZON",
+                "subSequenceNumber": 0,
+            }
+        )
         started = time.perf_counter()
         for start in range(0, len(records), args.call_records):
-            daemon.send({"action": "processRecords", "records": records[start : start + args.call_records],
-                         "millisBehindLatest": 0})
+            daemon.send(
+                {
+                    "action": "processRecords",
+                    "records": records[start : start + args.call_records],
+                    "millisBehindLatest": 0,
+                }
+            )
         daemon.send({"action": "shutdownRequested"})
         elapsed = time.perf_counter() - started
         daemon.send({"action": "leaseLost"})
@@ -132,10 +163,14 @@ def main() -> None:
     finally:
         aws.stop()
 
-    print(f"records {len(records)}  readings {readings}  payload {megabytes:.1f} MB  devices {args.devices}  "
-          f"batch {args.max_records} records")
-    print(f"one shard process: {readings / elapsed:,.0f} readings/s, {len(records) / elapsed:,.0f} records/s, "
-          f"{megabytes / elapsed:.2f} MB/s  ({elapsed:.1f} s, {daemon.checkpoints} checkpoints, stores on moto)")
+    print(
+        f"records {len(records)}  readings {readings}  payload {megabytes:.1f} MB  devices {args.devices}  "
+        f"batch {args.max_records} records"
+    )
+    print(
+        f"one shard process: {readings / elapsed:,.0f} readings/s, {len(records) / elapsed:,.0f} records/s, "
+        f"{megabytes / elapsed:.2f} MB/s  ({elapsed:.1f} s, {daemon.checkpoints} checkpoints, stores on moto)"
+    )
 
 
 if __name__ == "__main__":

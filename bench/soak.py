@@ -40,7 +40,7 @@ from bridge import broker as broker_lib
 from consumer.loadgen import put_records
 from consumer.localaws import LocalAws, free_port
 from consumer.provision import provision
-from consumer.report import samples_by_device, energy_by_device
+from consumer.report import energy_by_device, samples_by_device
 from consumer.settings import Settings
 from consumer.stack import (
     ChildProcess,
@@ -73,9 +73,12 @@ class Worker:
     def start(self) -> None:
         self.starts += 1
         log = self.work / f"{self.worker_id}-{self.starts:03d}.log"
-        env = {**self.env, "WATTSTREAM_WORKER_ID": self.worker_id,
-               "WATTSTREAM_WORK_DIR": str(self.work / self.worker_id),
-               "WATTSTREAM_METRICS_DIR": str(self.work / self.worker_id / "metrics")}
+        env = {
+            **self.env,
+            "WATTSTREAM_WORKER_ID": self.worker_id,
+            "WATTSTREAM_WORK_DIR": str(self.work / self.worker_id),
+            "WATTSTREAM_METRICS_DIR": str(self.work / self.worker_id / "metrics"),
+        }
         self.logs.append(log)
         self.process = ConsumerProcess(env, log, free_port()).start(wait_s=120)
 
@@ -178,7 +181,7 @@ def _flush_lines(paths: list[Path]) -> list[dict[str, Any]]:
         for raw in path.read_text(errors="replace").splitlines():
             if '"event": "batch_flushed"' in raw:
                 try:
-                    lines.append(json.loads(raw[raw.index("{"):]))
+                    lines.append(json.loads(raw[raw.index("{") :]))
                 except ValueError:
                     continue
     return lines
@@ -212,11 +215,17 @@ def run(args: argparse.Namespace) -> int:
     suffix = uuid.uuid4().hex[:6]
     env = {
         **aws.env,
-        "WATTSTREAM_STREAM_NAME": f"soak-{suffix}", "WATTSTREAM_APPLICATION_NAME": f"soak-{suffix}",
-        "WATTSTREAM_AGGREGATES_TABLE": f"soak-agg-{suffix}", "WATTSTREAM_STATE_TABLE": f"soak-state-{suffix}",
-        "WATTSTREAM_RAW_BUCKET": f"soak-raw-{suffix}", "WATTSTREAM_SHARD_COUNT": str(args.shards),
-        "WATTSTREAM_MAX_AGE_S": "2", "WATTSTREAM_MAX_RECORDS": "400", "WATTSTREAM_FAILOVER_TIME_MS": "4000",
-        "WATTSTREAM_SHUTDOWN_GRACE_MS": "15000", "WATTSTREAM_IDLE_TIME_BETWEEN_READS_MS": "250",
+        "WATTSTREAM_STREAM_NAME": f"soak-{suffix}",
+        "WATTSTREAM_APPLICATION_NAME": f"soak-{suffix}",
+        "WATTSTREAM_AGGREGATES_TABLE": f"soak-agg-{suffix}",
+        "WATTSTREAM_STATE_TABLE": f"soak-state-{suffix}",
+        "WATTSTREAM_RAW_BUCKET": f"soak-raw-{suffix}",
+        "WATTSTREAM_SHARD_COUNT": str(args.shards),
+        "WATTSTREAM_MAX_AGE_S": "2",
+        "WATTSTREAM_MAX_RECORDS": "400",
+        "WATTSTREAM_FAILOVER_TIME_MS": "4000",
+        "WATTSTREAM_SHUTDOWN_GRACE_MS": "15000",
+        "WATTSTREAM_IDLE_TIME_BETWEEN_READS_MS": "250",
         "WATTSTREAM_KCL_EXTRA_PROPERTIES": '{"leaseAssignmentIntervalMillis": "1000", "shardSyncIntervalMillis": "1000"}',
         "WATTSTREAM_JAVA_OPTIONS": "-Xmx384m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
     }
@@ -234,8 +243,21 @@ def run(args: argparse.Namespace) -> int:
 
     def boxes_start() -> Simulation:
         remaining = max(5.0, deadline - time.monotonic())
-        return Simulation(args.boxes, remaining, broker.port, cert_dir, work / "spool", work, interval_s=2.0,
-                          speed=1.0, max_readings=20, max_wait_s=10.0, drain_s=90.0, seed=args.seed, env=env).start()
+        return Simulation(
+            args.boxes,
+            remaining,
+            broker.port,
+            cert_dir,
+            work / "spool",
+            work,
+            interval_s=2.0,
+            speed=1.0,
+            max_readings=20,
+            max_wait_s=10.0,
+            drain_s=90.0,
+            seed=args.seed,
+            env=env,
+        ).start()
 
     workers = [Worker(f"soak-w{i}", env, work) for i in range(args.workers)]
     corpus = Corpus(args.devices, seed=args.seed, start_ms=time.time_ns() // 1_000_000 - 60_000)
@@ -287,8 +309,16 @@ def run(args: argparse.Namespace) -> int:
         aws.stop()
 
 
-def _verify(args: argparse.Namespace, settings: Settings, kinesis: Any, work: Path, workers: list[Worker],
-            chaos: Chaos, corpus: Corpus, accepted: list[str]) -> int:
+def _verify(
+    args: argparse.Namespace,
+    settings: Settings,
+    kinesis: Any,
+    work: Path,
+    workers: list[Worker],
+    chaos: Chaos,
+    corpus: Corpus,
+    accepted: list[str],
+) -> int:
     spools = read_spools(work / "spool")
     found: dict[str, Any] = {}
 
@@ -326,12 +356,17 @@ def _verify(args: argparse.Namespace, settings: Settings, kinesis: Any, work: Pa
     counts = archived()
     items = fleet_buckets(dynamodb, settings.aggregates_table)
     samples, energy = samples_by_device(items), energy_by_device(items)
-    hour_samples = {(i["device_id"], i["bucket"]): int(i.get("samples", 0)) for i in items if i["bucket"].startswith("h#")}
+    hour_samples = {
+        (i["device_id"], i["bucket"]): int(i.get("samples", 0)) for i in items if i["bucket"].startswith("h#")
+    }
     hour_wrong = sum(1 for key, n in corpus.expected_samples().items() if hour_samples.get(key) != n)
     lost = sum(max(0, n - samples.get(d, 0)) for d, n in expected_samples.items())
     doubled = sum(max(0, samples.get(d, 0) - n) for d, n in expected_samples.items())
-    energy_wrong = {d: (round(energy.get(d, 0.0), 3), round(e, 3)) for d, e in expected_energy.items()
-                    if abs(energy.get(d, 0.0) - e) > TOLERANCE_WH}
+    energy_wrong = {
+        d: (round(energy.get(d, 0.0), 3), round(e, 3))
+        for d, e in expected_energy.items()
+        if abs(energy.get(d, 0.0) - e) > TOLERANCE_WH
+    }
     consumer_kills = sum(n for k, n in chaos.kills.items() if k.startswith("consumer"))
     restart_logs = [path for w in workers for path in w.logs[1:]]
     replays = sum(1 for path in restart_logs if _replays(path) > 0)
@@ -363,8 +398,15 @@ def _verify(args: argparse.Namespace, settings: Settings, kinesis: Any, work: Pa
     print(json.dumps(report, indent=2))
     if energy_wrong:
         print("energy differs (stored, expected):", dict(list(energy_wrong.items())[:10]), file=sys.stderr)
-    bad = (lost or doubled or energy_wrong or hour_wrong or report["records_archived_missing"]
-           or report["records_archived_twice"] or chaos.errors)
+    bad = (
+        lost
+        or doubled
+        or energy_wrong
+        or hour_wrong
+        or report["records_archived_missing"]
+        or report["records_archived_twice"]
+        or chaos.errors
+    )
     return 1 if bad else 0
 
 

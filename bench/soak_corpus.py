@@ -20,7 +20,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from consumer.loadgen import rule_record
@@ -57,8 +57,12 @@ class Corpus:
         self._rng = random.Random(self.seed)
         self._waves = 0
         self.meters = [
-            Meter(f"{self.prefix}{i:04d}", BEHAVIOURS[i % len(BEHAVIOURS)], self._rng.uniform(1e5, 1e6),
-                  self._rng.uniform(200, 4000))
+            Meter(
+                f"{self.prefix}{i:04d}",
+                BEHAVIOURS[i % len(BEHAVIOURS)],
+                self._rng.uniform(1e5, 1e6),
+                self._rng.uniform(200, 4000),
+            )
             for i in range(self.devices)
         ]
 
@@ -85,8 +89,12 @@ class Corpus:
                     meter.energy_wh = value = 5.0
                 elif meter.behaviour == "glitch" and k == 2 and rng.random() < 0.2:
                     value = 0.0
-                reading = {"seq": meter.seq, "ts": _rfc3339(ts_ms), "energy_wh": round(value, 3),
-                           "power_w": round(meter.power_w, 1)}
+                reading = {
+                    "seq": meter.seq,
+                    "ts": _rfc3339(ts_ms),
+                    "energy_wh": round(value, 3),
+                    "power_w": round(meter.power_w, 1),
+                }
                 meter.readings[meter.seq] = reading
                 readings.append(reading)
             message = (meter.device_id, rule_record(meter.device_id, readings, now_ms))
@@ -137,4 +145,4 @@ class Corpus:
 
 
 def _rfc3339(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(ts_ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"

@@ -83,7 +83,7 @@ class DeadLetterFile:
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
 
     def path_for(self, received_ms: int) -> Path:
-        day = dt.datetime.fromtimestamp(received_ms / 1000, tz=dt.timezone.utc).date()
+        day = dt.datetime.fromtimestamp(received_ms / 1000, tz=dt.UTC).date()
         return self.directory / f"{day.isoformat()}.jsonl"
 
     def write(self, letters: Sequence[DeadLetter]) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import structlog
@@ -37,7 +37,7 @@ class KinesisError(WattstreamError):
 class KinesisClient(Protocol):
     """The part of boto3's Kinesis client the bridge uses."""
 
-    def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]: ...
+    def put_records(self, *, StreamName: str, Records: list[dict[str, Any]]) -> dict[str, Any]: ...  # noqa: N803 - boto3's names
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +54,7 @@ class KinesisWriter:
     base_delay_s: float = 0.1
     max_delay_s: float = 5.0
     sleep: Callable[[float], None] = time.sleep
-    rng: random.Random = random.Random()
+    rng: random.Random = field(default_factory=random.Random)
 
     def _chunks(self, records: Sequence[Record]) -> list[list[Record]]:
         chunks: list[list[Record]] = []
@@ -92,7 +92,7 @@ class KinesisWriter:
                 failed = pending
             else:
                 entries = response.get("Records", [])
-                failed = [rec for rec, entry in zip(pending, entries) if entry.get("ErrorCode")]
+                failed = [rec for rec, entry in zip(pending, entries, strict=False) if entry.get("ErrorCode")]
                 metrics.RECORDS_PUT.inc(len(pending) - len(failed))
                 if failed:
                     metrics.PUT_ERRORS.labels(kind="entry").inc(len(failed))

@@ -40,8 +40,8 @@ from typing import Any, Literal
 import paho.mqtt.client as mqtt
 import structlog
 from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from bridge import metrics
 from bridge.deadletter import DeadLetter, DeadLetterError, DeadLetterFile
@@ -202,9 +202,10 @@ class Bridge:
         metrics.MESSAGES_IN.inc()
         topic = message.topic
         thing = topic.rsplit("/", 1)[-1]
-        outcome = evaluate(topic, message.payload, received_ms)
+        payload = bytes(message.payload)
+        outcome = evaluate(topic, payload, received_ms)
         if isinstance(outcome, RuleFailed):
-            letter = DeadLetter(topic, message.mid, received_ms, outcome.reason, message.payload)
+            letter = DeadLetter(topic, message.mid, received_ms, outcome.reason, payload)
             return Incoming(message.mid, message.qos, generation, thing, None, letter)
         return Incoming(message.mid, message.qos, generation, thing, outcome)
 
@@ -215,8 +216,9 @@ class Bridge:
         except Exception:  # noqa: BLE001 - a broken injected clock; the wall clock instead
             received_ms = wall_ms()
         topic = bytes(message._topic).decode("utf-8", "replace")  # paho decodes strictly
-        letter = DeadLetter(topic, message.mid, received_ms, "callback_error", bytes(message.payload),
-                            error=_error_text(exc))
+        letter = DeadLetter(
+            topic, message.mid, received_ms, "callback_error", bytes(message.payload), error=_error_text(exc)
+        )
         return Incoming(message.mid, message.qos, generation, topic.rsplit("/", 1)[-1], None, letter)
 
     # -- the batching thread ----------------------------------------------------------------
@@ -272,8 +274,13 @@ class Bridge:
         for letter in letters:
             if letter.reason != "callback_error":  # the callback logged and counted that one
                 metrics.RULE_FAILED.labels(reason=letter.reason).inc()
-                log.warning("rule_failed", topic=letter.topic, mid=letter.mid, reason=letter.reason,
-                            payload_bytes=len(letter.payload))
+                log.warning(
+                    "rule_failed",
+                    topic=letter.topic,
+                    mid=letter.mid,
+                    reason=letter.reason,
+                    payload_bytes=len(letter.payload),
+                )
         self._dead_letter_until_written(letters)
         for letter in letters:
             metrics.DEAD_LETTERS.labels(reason=letter.reason).inc()
@@ -314,8 +321,9 @@ class Bridge:
         Raises ``BridgeError`` when a callback other than ``on_message`` failed or paho's
         network thread ended (see the module docstring); unacked messages stay with the broker.
         """
-        self._client.connect_async(self.config.host, self.config.port, keepalive=self.config.keepalive_s,
-                                   **self._connect_kwargs())
+        self._client.connect_async(
+            self.config.host, self.config.port, keepalive=self.config.keepalive_s, **self._connect_kwargs()
+        )
         self._client.loop_start()
         # paho (pinned 2.2.0) keeps its network thread in a private attribute, and offers no
         # other way to learn that the thread is gone; a test kills it to keep this honest.

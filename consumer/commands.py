@@ -106,8 +106,9 @@ def consume() -> None:
 @click.option("--readings-per-message", default=5, show_default=True, help="Edge batch: readings per message.")
 @click.option("--backfill", type=int, default=None, help="Send this many readings per device at once, ending now.")
 @click.option("--seed", default=7, show_default=True)
-def produce(devices: int, duration_s: float, interval_s: float, readings_per_message: int,
-            backfill: int | None, seed: int) -> None:
+def produce(
+    devices: int, duration_s: float, interval_s: float, readings_per_message: int, backfill: int | None, seed: int
+) -> None:
     """Put simulated readings on the stream, as the IoT topic rule would deliver them.
 
     Prints each device's true energy (last register - first) as JSON on stdout.
@@ -175,4 +176,3 @@ def demo(devices: int, duration_s: float, max_age_s: float) -> None:
     from consumer.demo import run_demo
 
     sys.exit(run_demo(devices=devices, duration_s=duration_s, max_age_s=max_age_s))
-

@@ -60,7 +60,13 @@ KINESIS_ON_DEMAND_MIN_SHARDS = 4
 SHARDS_PER_TASK = 4
 """One consumer task per 4 shards (each shard is one Python processor in the task)."""
 FARGATE_SIZES: tuple[tuple[float, float], ...] = (
-    (0.25, 0.5), (0.5, 1.0), (1.0, 2.0), (2.0, 4.0), (4.0, 8.0), (8.0, 16.0), (16.0, 32.0),
+    (0.25, 0.5),
+    (0.5, 1.0),
+    (1.0, 2.0),
+    (2.0, 4.0),
+    (4.0, 8.0),
+    (8.0, 16.0),
+    (16.0, 32.0),
 )
 """(vCPU, least memory in GB that Fargate pairs with it); a task takes the least memory."""
 
@@ -85,8 +91,12 @@ DESIGNS = ("wattstream", "lambda", "per-reading")
 Design = Literal["wattstream", "lambda", "per-reading"]
 KinesisMode = Literal["provisioned", "on-demand"]
 UNIT_KEYS = (
-    "dynamodb_wru_per_1000_readings", "dynamodb_rru_per_1000_readings", "s3_puts_per_1000_readings",
-    "cpu_ms_per_1000_readings", "dynamodb_bytes_per_device", "s3_bytes_per_reading",
+    "dynamodb_wru_per_1000_readings",
+    "dynamodb_rru_per_1000_readings",
+    "s3_puts_per_1000_readings",
+    "cpu_ms_per_1000_readings",
+    "dynamodb_bytes_per_device",
+    "s3_bytes_per_reading",
 )
 OPTIONAL_UNIT_KEYS = ("s3_gets_per_1000_readings",)
 
@@ -121,7 +131,9 @@ class FleetShape:
 
     @property
     def payload_bytes(self) -> int:
-        return self.message_bytes if self.message_bytes is not None else default_message_bytes(self.readings_per_message)
+        return (
+            self.message_bytes if self.message_bytes is not None else default_message_bytes(self.readings_per_message)
+        )
 
     @property
     def readings_per_s(self) -> float:
@@ -293,7 +305,9 @@ def lambda_invocations_per_s(shape: FleetShape, shards: int) -> float:
     return min(shape.messages_per_s, shards * math.ceil(per_shard / LAMBDA_BATCH_RECORDS))
 
 
-def bill(shape: FleetShape, design: Design, units: Mapping[str, Any], prices: Prices, kinesis_mode: KinesisMode) -> Bill:
+def bill(
+    shape: FleetShape, design: Design, units: Mapping[str, Any], prices: Prices, kinesis_mode: KinesisMode
+) -> Bill:
     """The month of ``design`` for ``shape`` with the stream in ``kinesis_mode``."""
     if design not in DESIGNS:
         raise ConfigError(f"unknown design {design!r}")
@@ -308,52 +322,119 @@ def bill(shape: FleetShape, design: Design, units: Mapping[str, Any], prices: Pr
         lines.append(Line(key, label, amount, unit, usd))
 
     minutes = shape.boxes * HOURS_PER_MONTH * 60
-    add("iot_connectivity", "IoT Core connectivity", minutes, "conn-min",
-        minutes / 1e6 * prices.usd("iot_connectivity_per_million_minutes"))
+    add(
+        "iot_connectivity",
+        "IoT Core connectivity",
+        minutes,
+        "conn-min",
+        minutes / 1e6 * prices.usd("iot_connectivity_per_million_minutes"),
+    )
     if shape.ingest == "basic":
         add("iot_messaging", "IoT Core messaging (Basic Ingest: none)", 0.0, "5KB msgs", 0.0)
     else:
-        add("iot_messaging", "IoT Core messaging", steps, "5KB msgs",
-            prices.tiered_usd("iot_messaging_per_million", steps / 1e6))
-    add("iot_rules", "IoT rules triggered", steps, "5KB rules", steps / 1e6 * prices.usd("iot_rules_triggered_per_million"))
+        add(
+            "iot_messaging",
+            "IoT Core messaging",
+            steps,
+            "5KB msgs",
+            prices.tiered_usd("iot_messaging_per_million", steps / 1e6),
+        )
+    add(
+        "iot_rules",
+        "IoT rules triggered",
+        steps,
+        "5KB rules",
+        steps / 1e6 * prices.usd("iot_rules_triggered_per_million"),
+    )
     actions = steps * RULE_ACTIONS
-    add("iot_actions", "IoT rule actions (Kinesis)", actions, "5KB actions",
-        actions / 1e6 * prices.usd("iot_actions_per_million"))
+    add(
+        "iot_actions",
+        "IoT rule actions (Kinesis)",
+        actions,
+        "5KB actions",
+        actions / 1e6 * prices.usd("iot_actions_per_million"),
+    )
 
     consumers = LAMBDA_FUNCTIONS if design == "lambda" else 1
     if kinesis_mode == "provisioned":
         shard_hours = shards * HOURS_PER_MONTH
-        add("kinesis_shards", f"Kinesis shard-hours ({shards} shard{'s' * (shards > 1)})", shard_hours, "shard-h",
-            shard_hours * prices.usd("kinesis_shard_hour"))
+        add(
+            "kinesis_shards",
+            f"Kinesis shard-hours ({shards} shard{'s' * (shards > 1)})",
+            shard_hours,
+            "shard-h",
+            shard_hours * prices.usd("kinesis_shard_hour"),
+        )
         put_units = messages * math.ceil(shape.record_bytes / KINESIS_PUT_UNIT_BYTES)
-        add("kinesis_put_units", "Kinesis PUT payload units", put_units, "25KB units",
-            put_units / 1e6 * prices.usd("kinesis_put_payload_units_per_million"))
+        add(
+            "kinesis_put_units",
+            "Kinesis PUT payload units",
+            put_units,
+            "25KB units",
+            put_units / 1e6 * prices.usd("kinesis_put_payload_units_per_million"),
+        )
     else:
-        add("kinesis_stream_hours", "Kinesis on-demand stream-hours", HOURS_PER_MONTH, "stream-h",
-            HOURS_PER_MONTH * prices.usd("kinesis_on_demand_stream_hour"))
+        add(
+            "kinesis_stream_hours",
+            "Kinesis on-demand stream-hours",
+            HOURS_PER_MONTH,
+            "stream-h",
+            HOURS_PER_MONTH * prices.usd("kinesis_on_demand_stream_hour"),
+        )
         ingest_gb = messages * math.ceil(shape.record_bytes / KINESIS_ON_DEMAND_KB) * KINESIS_ON_DEMAND_KB / GB
-        add("kinesis_ingest", "Kinesis on-demand data in", ingest_gb, "GB",
-            ingest_gb * prices.usd("kinesis_on_demand_ingest_per_gb"))
-        add("kinesis_retrieval", f"Kinesis on-demand data out ({consumers} consumer{'s' * (consumers > 1)})",
-            ingest_gb * consumers, "GB", ingest_gb * consumers * prices.usd("kinesis_on_demand_retrieval_per_gb"))
+        add(
+            "kinesis_ingest",
+            "Kinesis on-demand data in",
+            ingest_gb,
+            "GB",
+            ingest_gb * prices.usd("kinesis_on_demand_ingest_per_gb"),
+        )
+        add(
+            "kinesis_retrieval",
+            f"Kinesis on-demand data out ({consumers} consumer{'s' * (consumers > 1)})",
+            ingest_gb * consumers,
+            "GB",
+            ingest_gb * consumers * prices.usd("kinesis_on_demand_retrieval_per_gb"),
+        )
 
     if design == "lambda":
         requests = LAMBDA_FUNCTIONS * lambda_invocations_per_s(shape, shards) * SECONDS_PER_MONTH
-        add("lambda_requests", f"Lambda requests ({LAMBDA_FUNCTIONS} functions)", requests, "requests",
-            requests / 1e6 * prices.usd("lambda_requests_per_million"))
+        add(
+            "lambda_requests",
+            f"Lambda requests ({LAMBDA_FUNCTIONS} functions)",
+            requests,
+            "requests",
+            requests / 1e6 * prices.usd("lambda_requests_per_million"),
+        )
         gb_s = readings / 1000 * u["lambda_gb_s_per_1000_readings"]
-        add("lambda_duration", f"Lambda duration ({LAMBDA_MEMORY_MB} MB)", gb_s, "GB-s", gb_s * prices.usd("lambda_gb_second"))
+        add(
+            "lambda_duration",
+            f"Lambda duration ({LAMBDA_MEMORY_MB} MB)",
+            gb_s,
+            "GB-s",
+            gb_s * prices.usd("lambda_gb_second"),
+        )
         log_bytes = requests * LAMBDA_LOG_BYTES_PER_INVOCATION
         tasks = 0
     else:
         vcpu_needed = u["cpu_ms_per_1000_readings"] * shape.readings_per_s / 1e6
         tasks, task_vcpu, task_gb = fargate_tasks(vcpu_needed, shards)
         vcpu_hours = tasks * task_vcpu * HOURS_PER_MONTH
-        add("fargate_vcpu", f"Fargate ARM vCPU ({tasks} x {task_vcpu:g} vCPU)", vcpu_hours, "vCPU-h",
-            vcpu_hours * prices.usd("fargate_arm_vcpu_hour"))
+        add(
+            "fargate_vcpu",
+            f"Fargate ARM vCPU ({tasks} x {task_vcpu:g} vCPU)",
+            vcpu_hours,
+            "vCPU-h",
+            vcpu_hours * prices.usd("fargate_arm_vcpu_hour"),
+        )
         gb_hours = tasks * task_gb * HOURS_PER_MONTH
-        add("fargate_memory", f"Fargate ARM memory ({tasks} x {task_gb:g} GB)", gb_hours, "GB-h",
-            gb_hours * prices.usd("fargate_arm_gb_hour"))
+        add(
+            "fargate_memory",
+            f"Fargate ARM memory ({tasks} x {task_gb:g} GB)",
+            gb_hours,
+            "GB-h",
+            gb_hours * prices.usd("fargate_arm_gb_hour"),
+        )
         flushes = shards * SECONDS_PER_MONTH / shape.flush_interval_s
         log_bytes = flushes * LOG_BYTES_PER_SHARD_FLUSH + tasks * HOURS_PER_MONTH * 60 * EMF_BYTES_PER_TASK_MINUTE
 
@@ -362,20 +443,40 @@ def bill(shape: FleetShape, design: Design, units: Mapping[str, Any], prices: Pr
     rru = readings / 1000 * u["dynamodb_rru_per_1000_readings"]
     add("dynamodb_reads", "DynamoDB reads", rru, "RRU", rru / 1e6 * prices.usd("dynamodb_rru_per_million"))
     ddb_gb = shape.boxes * u["dynamodb_bytes_per_device"] * shape.months_kept / GB
-    add("dynamodb_storage", f"DynamoDB storage ({shape.months_kept:g} months)", ddb_gb, "GB-month",
-        ddb_gb * prices.usd("dynamodb_storage_gb_month"))
+    add(
+        "dynamodb_storage",
+        f"DynamoDB storage ({shape.months_kept:g} months)",
+        ddb_gb,
+        "GB-month",
+        ddb_gb * prices.usd("dynamodb_storage_gb_month"),
+    )
     puts = readings / 1000 * u["s3_puts_per_1000_readings"]
     add("s3_puts", "S3 PUT requests", puts, "requests", puts / 1000 * prices.usd("s3_put_per_1000"))
     gets = readings / 1000 * u["s3_gets_per_1000_readings"]
     add("s3_gets", "S3 GET requests", gets, "requests", gets / 1000 * prices.usd("s3_get_per_1000"))
     s3_gb = readings * u["s3_bytes_per_reading"] * shape.months_kept / GB
-    add("s3_storage", f"S3 Standard storage ({shape.months_kept:g} months)", s3_gb, "GB-month",
-        s3_gb * prices.usd("s3_standard_gb_month"))
+    add(
+        "s3_storage",
+        f"S3 Standard storage ({shape.months_kept:g} months)",
+        s3_gb,
+        "GB-month",
+        s3_gb * prices.usd("s3_standard_gb_month"),
+    )
     metrics = CUSTOM_METRICS[design]
-    add("cloudwatch_metrics", "CloudWatch custom metrics", metrics, "metric-month",
-        metrics * prices.usd("cloudwatch_metric_month"))
-    add("cloudwatch_logs", "CloudWatch logs ingested", log_bytes / GB, "GB",
-        log_bytes / GB * prices.usd("cloudwatch_logs_ingest_per_gb"))
+    add(
+        "cloudwatch_metrics",
+        "CloudWatch custom metrics",
+        metrics,
+        "metric-month",
+        metrics * prices.usd("cloudwatch_metric_month"),
+    )
+    add(
+        "cloudwatch_logs",
+        "CloudWatch logs ingested",
+        log_bytes / GB,
+        "GB",
+        log_bytes / GB * prices.usd("cloudwatch_logs_ingest_per_gb"),
+    )
 
     return Bill(design, kinesis_mode, shards, readings, tuple(lines), _notes(shape, units, shards, tasks))
 
@@ -383,15 +484,24 @@ def bill(shape: FleetShape, design: Design, units: Mapping[str, Any], prices: Pr
 def _notes(shape: FleetShape, units: Mapping[str, Any], shards: int, tasks: int) -> tuple[str, ...]:
     notes = []
     if not units.get("measured", False):
-        notes.append(f"units are placeholders (measured: false); measure them with `{units.get('command', 'python -m bench.fleet_cost')}`")
+        notes.append(
+            f"units are placeholders (measured: false); measure them with `{units.get('command', 'python -m bench.fleet_cost')}`"
+        )
     measured = units.get("shape") or {}
-    differs = [k for k in ("boxes", "reading_interval_s", "readings_per_message", "flush_interval_s")
-               if k in measured and float(measured[k]) != float(getattr(shape, k))]
+    differs = [
+        k
+        for k in ("boxes", "reading_interval_s", "readings_per_message", "flush_interval_s")
+        if k in measured and float(measured[k]) != float(getattr(shape, k))
+    ]
     if differs:
-        notes.append(f"units were measured at another shape ({', '.join(f'{k}={measured[k]}' for k in differs)}); "
-                     "per-reading units are applied unscaled")
+        notes.append(
+            f"units were measured at another shape ({', '.join(f'{k}={measured[k]}' for k in differs)}); "
+            "per-reading units are applied unscaled"
+        )
     if shape.shards is not None and shape.shards < throughput_shards(shape):
-        notes.append(f"{shape.shards} shards are fewer than the {throughput_shards(shape)} the throughput needs: puts would be throttled")
+        notes.append(
+            f"{shape.shards} shards are fewer than the {throughput_shards(shape)} the throughput needs: puts would be throttled"
+        )
     return tuple(notes)
 
 
@@ -403,8 +513,13 @@ class Estimate:
     """True when the Kinesis mode of each bill was picked as the cheaper of the two."""
 
 
-def estimate(shape: FleetShape, designs: tuple[str, ...], units: Mapping[str, Any], prices: Prices,
-             kinesis_mode: KinesisMode | None = None) -> Estimate:
+def estimate(
+    shape: FleetShape,
+    designs: tuple[str, ...],
+    units: Mapping[str, Any],
+    prices: Prices,
+    kinesis_mode: KinesisMode | None = None,
+) -> Estimate:
     """A bill per design; with no ``kinesis_mode``, each design's cheaper whole bill of the two."""
     bills = []
     for design in designs:
@@ -420,18 +535,34 @@ def to_json(result: Estimate) -> dict[str, Any]:
     shape = result.shape
     return {
         "shape": {
-            "boxes": shape.boxes, "reading_interval_s": shape.reading_interval_s,
-            "readings_per_message": shape.readings_per_message, "flush_interval_s": shape.flush_interval_s,
-            "months_kept": shape.months_kept, "message_bytes": shape.payload_bytes, "ingest": shape.ingest,
-            "readings_per_s": shape.readings_per_s, "messages_per_s": shape.messages_per_s,
+            "boxes": shape.boxes,
+            "reading_interval_s": shape.reading_interval_s,
+            "readings_per_message": shape.readings_per_message,
+            "flush_interval_s": shape.flush_interval_s,
+            "months_kept": shape.months_kept,
+            "message_bytes": shape.payload_bytes,
+            "ingest": shape.ingest,
+            "readings_per_s": shape.readings_per_s,
+            "messages_per_s": shape.messages_per_s,
         },
         "kinesis_chosen_as_cheaper": result.kinesis_chosen,
         "designs": {
             b.design: {
-                "kinesis_mode": b.kinesis_mode, "shards": b.shards, "readings_per_month": b.readings_per_month,
-                "lines": [{"key": ln.key, "label": ln.label, "units_per_month": ln.units, "unit": ln.unit,
-                           "usd_per_month": ln.usd} for ln in b.lines],
-                "total_usd_per_month": b.total_usd, "usd_per_million_readings": b.usd_per_million_readings,
+                "kinesis_mode": b.kinesis_mode,
+                "shards": b.shards,
+                "readings_per_month": b.readings_per_month,
+                "lines": [
+                    {
+                        "key": ln.key,
+                        "label": ln.label,
+                        "units_per_month": ln.units,
+                        "unit": ln.unit,
+                        "usd_per_month": ln.usd,
+                    }
+                    for ln in b.lines
+                ],
+                "total_usd_per_month": b.total_usd,
+                "usd_per_million_readings": b.usd_per_million_readings,
                 "notes": list(b.notes),
             }
             for b in result.bills

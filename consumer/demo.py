@@ -15,6 +15,7 @@ holds the first register.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -83,7 +84,8 @@ def run_demo(devices: int, duration_s: float, max_age_s: float, work_dir: Path =
             "WATTSTREAM_FAILOVER_TIME_MS": "5000",
             "WATTSTREAM_KCL_EXTRA_PROPERTIES": os.environ.get(
                 "WATTSTREAM_KCL_EXTRA_PROPERTIES",
-                '{"leaseAssignmentIntervalMillis": "1000", "shardSyncIntervalMillis": "1000"}'),
+                '{"leaseAssignmentIntervalMillis": "1000", "shardSyncIntervalMillis": "1000"}',
+            ),
         }
         os.environ.update(env)
         settings = Settings()
@@ -102,27 +104,40 @@ def run_demo(devices: int, duration_s: float, max_age_s: float, work_dir: Path =
         _say(f"starting the bridge and the consumer (logs in {logs}) ...")
         consumer = ConsumerProcess(env, logs / "consumer.log", settings.metrics_port).start()
 
-        sim = Simulation(devices, duration_s, port, cert_dir, work_dir / "spool", logs, interval_s=INTERVAL_S,
-                         speed=SPEED, max_wait_s=MAX_WAIT_S, drain_s=DRAIN_S).start()
-        _say(f"{devices} simulated boxes publish over MQTT for {duration_s:.0f} s "
-             f"(a reading every {INTERVAL_S:.0f} simulated s, clocks {SPEED:.0f}x fast) ...")
+        sim = Simulation(
+            devices,
+            duration_s,
+            port,
+            cert_dir,
+            work_dir / "spool",
+            logs,
+            interval_s=INTERVAL_S,
+            speed=SPEED,
+            max_wait_s=MAX_WAIT_S,
+            drain_s=DRAIN_S,
+        ).start()
+        _say(
+            f"{devices} simulated boxes publish over MQTT for {duration_s:.0f} s "
+            f"(a reading every {INTERVAL_S:.0f} simulated s, clocks {SPEED:.0f}x fast) ..."
+        )
         fleet = sim.wait()
-        _say(f"boxes acknowledged {fleet['readings_acked']} readings in {fleet['messages_acked']} messages "
-             f"({fleet['readings_per_message']} readings, {fleet['mean_message_bytes']:.0f} B per message); "
-             f"{fleet['spooled_left']} left in the spools")
+        _say(
+            f"boxes acknowledged {fleet['readings_acked']} readings in {fleet['messages_acked']} messages "
+            f"({fleet['readings_per_message']} readings, {fleet['mean_message_bytes']:.0f} B per message); "
+            f"{fleet['spooled_left']} left in the spools"
+        )
 
         spools = read_spools(work_dir / "spool")
         found: dict[str, Any] = {}
 
         def on_stream() -> bool:
-            found["truth"], found["problems"] = fleet_truth(spools, read_stream(settings.client("kinesis"),
-                                                                                 settings.stream_name))
+            found["truth"], found["problems"] = fleet_truth(
+                spools, read_stream(settings.client("kinesis"), settings.stream_name)
+            )
             return not found["problems"]
 
-        try:
+        with contextlib.suppress(TimeoutError):
             wait_until(on_stream, 60, 1.0, "every acknowledged reading on the stream")
-        except TimeoutError:
-            pass
         truth: dict[str, DeviceTruth] = found["truth"]
         problems: list[str] = found["problems"]
         for problem in problems[:20]:
@@ -132,7 +147,9 @@ def run_demo(devices: int, duration_s: float, max_age_s: float, work_dir: Path =
         try:
             wait_until(
                 lambda: metric_sum(scrape(consumer.metrics_url), "wattstream_readings_stored_total") >= expected,
-                timeout_s=max_age_s * 3 + 120, interval_s=1.0, what="every reading stored",
+                timeout_s=max_age_s * 3 + 120,
+                interval_s=1.0,
+                what="every reading stored",
             )
         except TimeoutError as exc:
             _say(f"  ! {exc}")
@@ -153,8 +170,9 @@ def run_demo(devices: int, duration_s: float, max_age_s: float, work_dir: Path =
         os.environ.update(saved_env)
 
 
-def _stop_all(sim: Simulation | None, bridge: ChildProcess | None, consumer: ConsumerProcess | None,
-              broker: Any, aws: LocalAws) -> None:
+def _stop_all(
+    sim: Simulation | None, bridge: ChildProcess | None, consumer: ConsumerProcess | None, broker: Any, aws: LocalAws
+) -> None:
     """Stop what was started, in order, each by its PID; one failure does not skip the rest."""
     steps = [
         ("boxes", lambda: sim.child.stop(timeout_s=15) if sim and sim.child else None),
@@ -183,33 +201,43 @@ def _stop_broker(broker: Any) -> None:
         broker_lib.stop(broker)
 
 
-def _print(truth: dict[str, DeviceTruth], energy: dict[str, float], samples: dict[str, int],
-           summary: dict[str, float]) -> int:
+def _print(
+    truth: dict[str, DeviceTruth], energy: dict[str, float], samples: dict[str, int], summary: dict[str, float]
+) -> int:
     click.echo(f"\n{'device':<12}{'kWh stored':>12}{'kWh metered':>13}{'samples':>9}{'readings':>10}  check")
     bad = 0
     for device_id, t in sorted(truth.items()):
         stored_wh = energy.get(device_id, 0.0)
         ok = abs(stored_wh - t.energy_wh) <= TOLERANCE_WH and samples.get(device_id) == t.readings
         bad += not ok
-        click.echo(f"{device_id:<12}{stored_wh / 1000:>12.4f}{t.energy_wh / 1000:>13.4f}"
-                   f"{samples.get(device_id, 0):>9}{t.readings:>10}  {'ok' if ok else 'MISMATCH'}")
+        click.echo(
+            f"{device_id:<12}{stored_wh / 1000:>12.4f}{t.energy_wh / 1000:>13.4f}"
+            f"{samples.get(device_id, 0):>9}{t.readings:>10}  {'ok' if ok else 'MISMATCH'}"
+        )
     extra = sorted(set(energy) - set(truth))
     for device_id in extra:
         bad += 1
-        click.echo(f"{device_id:<12}{energy[device_id] / 1000:>12.4f}{'-':>13}{samples.get(device_id, 0):>9}"
-                   f"{'-':>10}  NOT A BOX")
+        click.echo(
+            f"{device_id:<12}{energy[device_id] / 1000:>12.4f}{'-':>13}{samples.get(device_id, 0):>9}"
+            f"{'-':>10}  NOT A BOX"
+        )
     readings = summary["readings_stored"]
-    click.echo(f"\ntotal kWh stored      {sum(energy.values()) / 1000:>10.3f}   "
-               f"metered {sum(t.energy_wh for t in truth.values()) / 1000:.3f}")
+    click.echo(
+        f"\ntotal kWh stored      {sum(energy.values()) / 1000:>10.3f}   "
+        f"metered {sum(t.energy_wh for t in truth.values()) / 1000:.3f}"
+    )
     click.echo(f"readings stored       {readings:>10.0f}")
     click.echo(f"records (messages)    {summary['records']:>10.0f}")
     click.echo(f"batches flushed       {summary['batches']:>10.0f}")
     click.echo(f"DynamoDB item writes  {summary['dynamodb_writes']:>10.0f}")
     click.echo(f"S3 puts               {summary['s3_puts']:>10.0f}")
     click.echo(f"KCL checkpoints       {summary['checkpoints']:>10.0f}")
-    click.echo(f"write operations      {summary['write_operations']:>10.0f}   "
-               f"(one per reading: {readings:.0f}; {summary['reduction_vs_one_per_reading']:.1f}x fewer, "
-               f"{summary['writes_per_1000_readings']:.1f} per 1,000 readings)")
-    click.echo(f"\n{len(truth) - bad + len(extra)}/{len(truth)} devices match their meters"
-               + ("" if not bad else " - FAILED"))
+    click.echo(
+        f"write operations      {summary['write_operations']:>10.0f}   "
+        f"(one per reading: {readings:.0f}; {summary['reduction_vs_one_per_reading']:.1f}x fewer, "
+        f"{summary['writes_per_1000_readings']:.1f} per 1,000 readings)"
+    )
+    click.echo(
+        f"\n{len(truth) - bad + len(extra)}/{len(truth)} devices match their meters" + ("" if not bad else " - FAILED")
+    )
     return bad

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 
@@ -68,7 +69,9 @@ class Fleet:
             for i in range(1, self.devices + 1)
         ]
 
-    def messages(self, ts_ms: int, readings_per_message: int, received_ms: int | None = None) -> list[tuple[str, bytes]]:
+    def messages(
+        self, ts_ms: int, readings_per_message: int, received_ms: int | None = None
+    ) -> list[tuple[str, bytes]]:
         """One message per device holding its next ``readings_per_message`` readings.
 
         Readings are ``interval_ms`` apart and the last one is at ``ts_ms``.
@@ -90,8 +93,13 @@ class Fleet:
 def rule_record(device_id: str, readings: list[dict[str, Any]], received_ms: int, thing: str | None = None) -> bytes:
     """A message as the topic rule puts it on the stream (``thing`` and ``received_ms`` added)."""
     return orjson.dumps(
-        {"v": SCHEMA_VERSION, "device_id": device_id, "readings": readings, "thing": thing or device_id,
-         "received_ms": received_ms}
+        {
+            "v": SCHEMA_VERSION,
+            "device_id": device_id,
+            "readings": readings,
+            "thing": thing or device_id,
+            "received_ms": received_ms,
+        }
     )
 
 
@@ -117,7 +125,7 @@ def put_records(
                 accepted.extend(r["SequenceNumber"] for r in results if "SequenceNumber" in r)
             if not response.get("FailedRecordCount"):
                 break
-            pending = [entry for entry, result in zip(pending, results) if "ErrorCode" in result]
+            pending = [entry for entry, result in zip(pending, results, strict=False) if "ErrorCode" in result]
             time.sleep(min(2.0, 0.05 * 2**attempt))
         else:
             raise RuntimeError(f"{len(pending)} records still refused after {attempts} attempts")

@@ -27,7 +27,10 @@ DEFAULT_KINESIS_PORT = 4568
 
 
 def kinesis_mock_bin() -> str:
-    for candidate in (ROOT / "node_modules" / ".bin" / "kinesis-local", Path.cwd() / "node_modules" / ".bin" / "kinesis-local"):
+    for candidate in (
+        ROOT / "node_modules" / ".bin" / "kinesis-local",
+        Path.cwd() / "node_modules" / ".bin" / "kinesis-local",
+    ):
         if candidate.exists():
             return str(candidate)
     found = shutil.which("kinesis-local")
@@ -81,7 +84,7 @@ class LocalAws:
         if self.log_dir is None:
             return subprocess.DEVNULL
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        return open(self.log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        return open(self.log_dir / f"{name}.log", "ab")
 
     def start(self, timeout_s: float = 90.0) -> LocalAws:
         for port in (self.port, self.kinesis_port):
@@ -101,9 +104,13 @@ class LocalAws:
         binary = Path(kinesis_mock_bin()).resolve()
         self._procs.append(
             subprocess.Popen(
-                ["node", str(binary)], env=kinesis_env, stdout=self._out("kinesis"), stderr=subprocess.STDOUT,
+                ["node", str(binary)],
+                env=kinesis_env,
+                stdout=self._out("kinesis"),
+                stderr=subprocess.STDOUT,
                 # kinesis-mock reads its server.json from the working directory.
-                cwd=binary.parent, start_new_session=True,
+                cwd=binary.parent,
+                start_new_session=True,
             )
         )
         moto = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]

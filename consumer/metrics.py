@@ -38,7 +38,9 @@ S3_PUTS = Counter(f"{NS}_s3_puts", "S3 objects written.", ["kind"])
 CHECKPOINTS = Counter(f"{NS}_checkpoints", "KCL checkpoints made after a flush.")
 ERRORS = Counter(f"{NS}_processor_errors", "Failures of the processor, by kind.", ["kind"])
 MILLIS_BEHIND = Gauge(
-    f"{NS}_millis_behind_latest", "How far the shard's reader is behind the tip.", ["shard"],
+    f"{NS}_millis_behind_latest",
+    "How far the shard's reader is behind the tip.",
+    ["shard"],
     multiprocess_mode="livemostrecent",
 )
 READING_AGE = Histogram(

@@ -30,8 +30,9 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Any, Callable
+from typing import Any
 
 import structlog
 from amazon_kclpy import kcl
@@ -300,9 +301,16 @@ class ShardProcessor(processor.RecordProcessorBase):
         assert self._claimed is not None
         batch = self.buffer.drain()
         started = time.perf_counter()
-        outcome = commit(batch, claimed=self._claimed, memory=self.memory, stores=self.stores,
-                         lineage=self.lineage, rules=self.settings.register_rules, checkpointer=checkpointer,
-                         trigger=trigger)
+        outcome = commit(
+            batch,
+            claimed=self._claimed,
+            memory=self.memory,
+            stores=self.stores,
+            lineage=self.lineage,
+            rules=self.settings.register_rules,
+            checkpointer=checkpointer,
+            trigger=trigger,
+        )
         if isinstance(outcome, Fenced):
             self.phase = Phase.FENCED
             metrics.ERRORS.labels("fenced").inc()
@@ -310,14 +318,22 @@ class ShardProcessor(processor.RecordProcessorBase):
             return
         self.memory = outcome.memory
         try:
-            _record_flush(self.settings, self.shard_id, trigger, batch, outcome, time.perf_counter() - started,
-                          self._clock_ms())
+            _record_flush(
+                self.settings, self.shard_id, trigger, batch, outcome, time.perf_counter() - started, self._clock_ms()
+            )
         except Exception as exc:  # noqa: BLE001 - the batch is stored and checkpointed; only metrics failed
             log.warning("flush_metrics_failed", error=repr(exc))
 
 
-def _record_flush(settings: Settings, shard_id: str, trigger: FlushTrigger, batch: list[PendingRecord],
-                  outcome: Committed, elapsed_s: float, now_ms: int) -> None:
+def _record_flush(
+    settings: Settings,
+    shard_id: str,
+    trigger: FlushTrigger,
+    batch: list[PendingRecord],
+    outcome: Committed,
+    elapsed_s: float,
+    now_ms: int,
+) -> None:
     stats, writes = outcome.stats, outcome.writes
     dead = writes.dead_letters
     metrics.CHECKPOINTS.inc()  # a commit ends with its checkpoint
@@ -374,8 +390,14 @@ def _record_flush(settings: Settings, shard_id: str, trigger: FlushTrigger, batc
     )
     # One line per reason and batch, whatever a box sends: the dead letters hold the rest.
     for reason, (count, (record, rejection)) in rejected.items():
-        log.warning("record_rejected", reason=reason, count=count, detail=rejection.detail,
-                    sequence_number=record.sequence_number, partition_key=record.partition_key[:256])
+        log.warning(
+            "record_rejected",
+            reason=reason,
+            count=count,
+            detail=rejection.detail,
+            sequence_number=record.sequence_number,
+            partition_key=record.partition_key[:256],
+        )
 
 
 def _rejections_by_reason(batch: list[PendingRecord]) -> dict[str, tuple[int, tuple[PendingRecord, Rejection]]]:

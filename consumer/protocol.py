@@ -24,8 +24,9 @@ the lease gone. Nothing more is written and nothing is checkpointed; the owner r
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import structlog
 from amazon_kclpy.checkpoint_error import CheckpointError
@@ -35,11 +36,11 @@ from batcher.ledger import Ledger, settle
 from consumer.lineage import Lineage
 from consumer.records import PendingRecord
 from readings.errors import FencedError, WattstreamError
-from sinks.aggregates import WriteResult, Writer, seq_marker
+from sinks.aggregates import Writer, WriteResult, seq_marker
 from sinks.archive import dead_letter_key, raw_key
 from sinks.manifest import Manifest
 from sinks.ports import AggregatePort, ArchivePort, LivePort, ManifestPort, SnapshotPort
-from sinks.snapshot import SnapshotStore, snapshot_key
+from sinks.snapshot import snapshot_key
 
 log = structlog.get_logger("wattstream.consumer")
 
@@ -54,8 +55,9 @@ class ShardMemory:
     """The snapshot this memory was loaded from or last written to."""
 
     def to_doc(self) -> dict[str, Any]:
-        return {d: {"state": s.to_dict(), "ledger": self.ledgers.get(d, Ledger()).to_dict()}
-                for d, s in self.states.items()}
+        return {
+            d: {"state": s.to_dict(), "ledger": self.ledgers.get(d, Ledger()).to_dict()} for d, s in self.states.items()
+        }
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any], state_key: str | None) -> ShardMemory:
@@ -120,15 +122,23 @@ def commit(
     readings = [reading for record in batch for reading in record.readings]
     result = compute_batch(readings, memory.states, rules)
     settled = settle(result, memory.ledgers)
-    after = ShardMemory({**memory.states, **result.states}, {**memory.ledgers, **settled.ledgers},
-                        snapshot_key(shard_id, last))
+    after = ShardMemory(
+        {**memory.states, **result.states}, {**memory.ledgers, **settled.ledgers}, snapshot_key(shard_id, last)
+    )
     writer = Writer(shard_id, seq_marker(last), lineage.descendants)
     try:
         # Step 1. The manifest, conditional on our claim.
         key = raw_key(shard_id, first, last, batch[0].arrival_ms)
-        stores.manifests.begin_batch(claimed, first_seq=first, last_seq=last, records=len(batch), raw_key=key,
-                                     trigger=str(trigger), prev_state_key=memory.state_key,
-                                     state_key=after.state_key)
+        stores.manifests.begin_batch(
+            claimed,
+            first_seq=first,
+            last_seq=last,
+            records=len(batch),
+            raw_key=key,
+            trigger=str(trigger),
+            prev_state_key=memory.state_key,
+            state_key=after.state_key,
+        )
         # From here to the checkpoint a crash leaves a batch to replay (chaos tests aim here).
         log.info("batch_begun", first_seq=first, last_seq=last, records=len(batch))
         # Step 2. Raw records and dead letters, under keys derived from the batch.
@@ -141,6 +151,7 @@ def commit(
         buckets.add(stores.aggregates.correct(writer, settled.corrections))
         live_items, live_wcu = stores.live.write(shard_id, writer.marker, settled.live, ancestors=lineage.ancestors)
         # Step 4. The snapshot of every device's state after the batch.
+        assert after.state_key is not None
         snapshot_bytes = stores.snapshots.put(after.state_key, shard_id, last, after.to_doc())
     except FencedError as exc:
         return Fenced(str(exc))
@@ -168,7 +179,7 @@ def _checkpoint(checkpointer: Any, sequence_number: str, attempts: int = 5) -> N
             time.sleep(0.2 * 2**attempt)
 
 
-def _retire(snapshots: SnapshotStore, old_key: str | None, *, keep: str | None) -> None:
+def _retire(snapshots: SnapshotPort, old_key: str | None, *, keep: str | None) -> None:
     """Delete the snapshot before the committed batch: no replay can need it any more."""
     if old_key is None or old_key == keep:
         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -21,7 +21,7 @@ def parse_instant(text: str) -> int:
     """Epoch ms of ``2026-11-27`` (midnight UTC) or an RFC 3339 instant (``Z`` or an offset)."""
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return int(value.timestamp() * 1000)
 
 
@@ -49,10 +49,18 @@ def query(device_id: str, start: str, end: str, every: str, fmt: str) -> None:
     if end_ms <= start_ms:
         raise click.BadParameter("--to must be after --from")
     settings = Settings()
-    intervals = read_intervals(settings.client("dynamodb"), settings.aggregates_table, device_id, start_ms, end_ms,
-                               every, live_groups=settings.live_groups)  # type: ignore[arg-type]
+    intervals = read_intervals(
+        settings.client("dynamodb"),
+        settings.aggregates_table,
+        device_id,
+        start_ms,
+        end_ms,
+        every,  # type: ignore[arg-type]  # click.Choice gives one of the literals
+        live_groups=settings.live_groups,
+    )
     out = csv.writer(sys.stdout, lineterminator="\n")
     out.writerow(COLUMNS)
     for i in intervals:
-        out.writerow([i.device_id, to_rfc3339(i.start_ms).replace(".000Z", "Z"), i.duration_s, round(i.energy_wh, 6),
-                      i.samples])
+        out.writerow(
+            [i.device_id, to_rfc3339(i.start_ms).replace(".000Z", "Z"), i.duration_s, round(i.energy_wh, 6), i.samples]
+        )

@@ -19,8 +19,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import structlog
 
@@ -98,8 +98,9 @@ def _run(settings: Settings, metrics_dir: Path, slot: slots.WorkerSlot | None) -
     return 0 if stop_deadline is not None and code in clean else code
 
 
-def _wait(proc: subprocess.Popen[bytes], deadline: Callable[[], float | None],
-          tick: Callable[[], None] = lambda: None) -> int:
+def _wait(
+    proc: subprocess.Popen[bytes], deadline: Callable[[], float | None], tick: Callable[[], None] = lambda: None
+) -> int:
     """The daemon's exit code; ``tick`` runs every half second while it runs, and a daemon
     still there past the stop deadline is killed."""
     while True:

@@ -55,7 +55,9 @@ class Settings(BaseSettings):
         "in the consumer-state table and run as `slot-<k>`, so a replacement task gets a dead task's id.",
     )
     worker_slot_ttl_s: float = Field(
-        15.0, ge=3, description="With WATTSTREAM_WORKER_ID=slot: how long a slot stays claimed without a "
+        15.0,
+        ge=3,
+        description="With WATTSTREAM_WORKER_ID=slot: how long a slot stays claimed without a "
         "heartbeat (one every third of it). A replacement started sooner takes another slot.",
     )
     initial_position: str = Field("TRIM_HORIZON", description="Where a new application starts reading.")
@@ -79,7 +81,9 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="structlog level: DEBUG, INFO, WARNING, ERROR.")
     flush_workers: int = Field(8, ge=1, le=64, description="Parallel DynamoDB writes during one flush.")
     live_groups: int = Field(
-        100, ge=1, le=99_999,
+        100,
+        ge=1,
+        le=99_999,
         description="Items the real-time view packs the devices into: about one per 100 boxes keeps each "
         "item near 4 KB. Readers and the consumer must agree on it.",
     )
@@ -104,6 +108,7 @@ class Settings(BaseSettings):
 
         # The service validates every request anyway; botocore's own pass costs more CPU than
         # the rest of a flush's store calls (a live item carries a hundred devices).
-        config = Config(retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=64,
-                        parameter_validation=False)
+        config = Config(
+            retries={"max_attempts": 10, "mode": "adaptive"}, max_pool_connections=64, parameter_validation=False
+        )
         return boto3.client(service, region_name=self.region, config=config)

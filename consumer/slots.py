@@ -27,8 +27,9 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
@@ -53,8 +54,17 @@ class Lost:
 class WorkerSlot:
     """A claimed slot. ``start`` the heartbeat, watch ``lost()``, ``release`` at the end."""
 
-    def __init__(self, client: Any, table: str, index: int, owner: str, ttl_s: float, valid_until: float,
-                 wall: Callable[[], float], monotonic: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        index: int,
+        owner: str,
+        ttl_s: float,
+        valid_until: float,
+        wall: Callable[[], float],
+        monotonic: Callable[[], float],
+    ) -> None:
         self._client = client
         self._table = table
         self.index = index
@@ -86,14 +96,18 @@ class WorkerSlot:
         try:
             with_retries(
                 lambda: self._client.update_item(
-                    TableName=self._table, Key=_key(self.index),
+                    TableName=self._table,
+                    Key=_key(self.index),
                     UpdateExpression="SET expires_ms = :expires",
                     ConditionExpression="#o = :owner",
                     ExpressionAttributeNames={"#o": "owner"},
-                    ExpressionAttributeValues={":owner": {"S": self.owner},
-                                               ":expires": {"N": str(_ms(self._wall()) + _ms(self.ttl_s))}},
+                    ExpressionAttributeValues={
+                        ":owner": {"S": self.owner},
+                        ":expires": {"N": str(_ms(self._wall()) + _ms(self.ttl_s))},
+                    },
                 ),
-                what=f"renew {self.worker_id}", attempts=2,
+                what=f"renew {self.worker_id}",
+                attempts=2,
             )
         except (WattstreamError, BotoCoreError, ClientError) as exc:
             if _condition_failed(exc):
@@ -107,6 +121,7 @@ class WorkerSlot:
     def start(self) -> WorkerSlot:
         """Renew every ttl/3 in a daemon thread until the slot is lost or released; a failed
         renewal is tried again after a tenth of the ttl, so a short outage costs nothing."""
+
         def beat() -> None:
             pause_s = self.ttl_s / 3
             while not self._stop.wait(pause_s):
@@ -129,8 +144,11 @@ class WorkerSlot:
         try:
             with_retries(
                 lambda: self._client.delete_item(
-                    TableName=self._table, Key=_key(self.index), ConditionExpression="#o = :owner",
-                    ExpressionAttributeNames={"#o": "owner"}, ExpressionAttributeValues={":owner": {"S": self.owner}},
+                    TableName=self._table,
+                    Key=_key(self.index),
+                    ConditionExpression="#o = :owner",
+                    ExpressionAttributeNames={"#o": "owner"},
+                    ExpressionAttributeValues={":owner": {"S": self.owner}},
                 ),
                 what=f"release {self.worker_id}",
             )
@@ -143,8 +161,15 @@ class WorkerSlot:
         log.info("worker_slot_released", worker_id=self.worker_id)
 
 
-def claim(client: Any, table: str, ttl_s: float, *, host: str | None = None,
-          wall: Callable[[], float] = time.time, monotonic: Callable[[], float] = time.monotonic) -> WorkerSlot:
+def claim(
+    client: Any,
+    table: str,
+    ttl_s: float,
+    *,
+    host: str | None = None,
+    wall: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> WorkerSlot:
     """A slot claimed for a new owner token: an expired one first, else the lowest free one.
 
     An expired slot is a worker that died: its leases still name its id, so taking that id
@@ -155,14 +180,19 @@ def claim(client: Any, table: str, ttl_s: float, *, host: str | None = None,
     for index in _candidates(client, table, _ms(wall())):
         started = monotonic()
         now_ms = _ms(wall())
-        item = {**_key(index), "owner": {"S": owner}, "host": {"S": host},
-                "expires_ms": {"N": str(now_ms + _ms(ttl_s))}}
+        item = {
+            **_key(index),
+            "owner": {"S": owner},
+            "host": {"S": host},
+            "expires_ms": {"N": str(now_ms + _ms(ttl_s))},
+        }
         try:
             with_retries(
                 lambda: client.put_item(
-                    TableName=table, Item=item,
+                    TableName=table,
+                    Item=item,  # noqa: B023 - called within this iteration
                     ConditionExpression="attribute_not_exists(shard_id) OR expires_ms < :now",
-                    ExpressionAttributeValues={":now": {"N": str(now_ms)}},
+                    ExpressionAttributeValues={":now": {"N": str(now_ms)}},  # noqa: B023 - called within this iteration
                 ),
                 what=f"claim slot-{index}",
             )
@@ -185,25 +215,33 @@ def _candidates(client: Any, table: str, now_ms: int) -> list[int]:
     expires: dict[int, int] = {}
     response = with_retries(
         lambda: client.scan(
-            TableName=table, ConsistentRead=True, FilterExpression="begins_with(shard_id, :prefix)",
-            ExpressionAttributeValues={":prefix": {"S": KEY_PREFIX}}, ProjectionExpression="shard_id, expires_ms",
+            TableName=table,
+            ConsistentRead=True,
+            FilterExpression="begins_with(shard_id, :prefix)",
+            ExpressionAttributeValues={":prefix": {"S": KEY_PREFIX}},
+            ProjectionExpression="shard_id, expires_ms",
         ),
         what="list worker slots",
     )
     pages = [response]
     while "LastEvaluatedKey" in pages[-1]:
         start = pages[-1]["LastEvaluatedKey"]
-        pages.append(with_retries(
-            lambda: client.scan(
-                TableName=table, ConsistentRead=True, FilterExpression="begins_with(shard_id, :prefix)",
-                ExpressionAttributeValues={":prefix": {"S": KEY_PREFIX}},
-                ProjectionExpression="shard_id, expires_ms", ExclusiveStartKey=start,
-            ),
-            what="list worker slots",
-        ))
+        pages.append(
+            with_retries(
+                lambda: client.scan(
+                    TableName=table,
+                    ConsistentRead=True,
+                    FilterExpression="begins_with(shard_id, :prefix)",
+                    ExpressionAttributeValues={":prefix": {"S": KEY_PREFIX}},
+                    ProjectionExpression="shard_id, expires_ms",
+                    ExclusiveStartKey=start,  # noqa: B023 - called within this iteration
+                ),
+                what="list worker slots",
+            )
+        )
     for page in pages:
         for item in page.get("Items", []):
-            suffix = item["shard_id"]["S"][len(KEY_PREFIX):]
+            suffix = item["shard_id"]["S"][len(KEY_PREFIX) :]
             if suffix.isdigit() and int(suffix) < MAX_SLOTS:
                 expires[int(suffix)] = int(item.get("expires_ms", {}).get("N", "0"))
     expired = sorted(i for i, at in expires.items() if at < now_ms)
@@ -217,8 +255,9 @@ def client(region: str, ttl_s: float) -> Any:
     from botocore.config import Config
 
     timeout_s = max(1.0, ttl_s / 3)
-    config = Config(connect_timeout=timeout_s, read_timeout=timeout_s,
-                    retries={"total_max_attempts": 2, "mode": "standard"})
+    config = Config(
+        connect_timeout=timeout_s, read_timeout=timeout_s, retries={"total_max_attempts": 2, "mode": "standard"}
+    )
     return boto3.client("dynamodb", region_name=region, config=config)
 
 

@@ -6,6 +6,7 @@ record processors at once, like a container that dies.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -38,7 +39,10 @@ class ConsumerProcess:
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "consumer.cli", "consume"],
-                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
@@ -66,10 +70,8 @@ class ConsumerProcess:
         """kill -9 of the runner, the daemon and every record processor."""
         if self.proc is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.proc.wait()
 
 
@@ -158,13 +160,19 @@ def start_bridge(
     before = log_path.read_text(errors="replace").count("bridge_subscribed") if log_path.exists() else 0
     bridge = ChildProcess(
         wattstream_command("bridge", "--port", str(port), "--cert-dir", str(cert_dir), "--stream-name", stream),
-        {"WATTSTREAM_BRIDGE_RECONNECT_MAX_S": "2", **env}, log_path,
+        {"WATTSTREAM_BRIDGE_RECONNECT_MAX_S": "2", **env},
+        log_path,
     ).start()
     try:
-        wait_until(lambda: bridge.log_text().count("bridge_subscribed") > before or not bridge.running,
-                   wait_s, 0.1, "bridge subscribed")
+        wait_until(
+            lambda: bridge.log_text().count("bridge_subscribed") > before or not bridge.running,
+            wait_s,
+            0.1,
+            "bridge subscribed",
+        )
         if not bridge.running:
-            raise RuntimeError(f"bridge exited with {bridge.proc.returncode}: {bridge.log_text()[-2000:]}")
+            code = bridge.proc.returncode if bridge.proc is not None else None
+            raise RuntimeError(f"bridge exited with {code}: {bridge.log_text()[-2000:]}")
     except BaseException:
         bridge.stop()
         raise
@@ -192,14 +200,37 @@ class Simulation:
 
     def start(self) -> Simulation:
         args = wattstream_command(
-            "device", "simulate", "--devices", str(self.devices), "--duration-s", str(self.duration_s),
-            "--interval-s", str(self.interval_s), "--speed", str(self.speed), "--port", str(self.port),
-            "--cert-dir", str(self.cert_dir), "--spool-dir", str(self.spool_dir),
-            "--max-readings", str(self.max_readings), "--max-wait-s", str(self.max_wait_s),
-            "--drain-s", str(self.drain_s), "--reconnect-max-s", "2", "--seed", str(self.seed), "--no-issue-certs",
+            "device",
+            "simulate",
+            "--devices",
+            str(self.devices),
+            "--duration-s",
+            str(self.duration_s),
+            "--interval-s",
+            str(self.interval_s),
+            "--speed",
+            str(self.speed),
+            "--port",
+            str(self.port),
+            "--cert-dir",
+            str(self.cert_dir),
+            "--spool-dir",
+            str(self.spool_dir),
+            "--max-readings",
+            str(self.max_readings),
+            "--max-wait-s",
+            str(self.max_wait_s),
+            "--drain-s",
+            str(self.drain_s),
+            "--reconnect-max-s",
+            "2",
+            "--seed",
+            str(self.seed),
+            "--no-issue-certs",
         )
-        self.child = ChildProcess(args, self.env, self.work_dir / "simulate.log",
-                                  self.work_dir / "simulate-summary.json").start()
+        self.child = ChildProcess(
+            args, self.env, self.work_dir / "simulate.log", self.work_dir / "simulate-summary.json"
+        ).start()
         return self
 
     @property
@@ -238,7 +269,8 @@ def read_spools(spool_dir: Path) -> dict[str, SpoolState]:
     for path in sorted(spool_dir.glob("*.db")):
         with sqlite3.connect(path) as db:
             device_id, last_seq, last_wh = db.execute(
-                "SELECT device_id, last_seq, last_energy_wh FROM state WHERE id = 1").fetchone()
+                "SELECT device_id, last_seq, last_energy_wh FROM state WHERE id = 1"
+            ).fetchone()
             unacked = db.execute("SELECT count(*) FROM readings").fetchone()[0]
         out[device_id] = SpoolState(device_id, int(last_seq), last_wh, int(unacked))
     return out
@@ -252,20 +284,28 @@ def read_stream(kinesis: Any, stream: str, idle_polls: int = 2) -> list[dict[str
     records: list[dict[str, Any]] = []
     for shard in kinesis.list_shards(StreamName=stream)["Shards"]:
         iterator = kinesis.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+        )["ShardIterator"]
         empty = 0
         while iterator and empty < idle_polls:
             try:
                 response = kinesis.get_records(ShardIterator=iterator, Limit=10_000)
             except ClientError as exc:
-                if exc.response.get("Error", {}).get("Code") in ("ProvisionedThroughputExceededException",
-                                                                 "LimitExceededException"):
+                if exc.response.get("Error", {}).get("Code") in (
+                    "ProvisionedThroughputExceededException",
+                    "LimitExceededException",
+                ):
                     time.sleep(0.3)
                     continue
                 raise
             for rec in response["Records"]:
-                records.append({**orjson.loads(rec["Data"]), "_partition_key": rec["PartitionKey"],
-                                "_sequence_number": rec["SequenceNumber"]})
+                records.append(
+                    {
+                        **orjson.loads(rec["Data"]),
+                        "_partition_key": rec["PartitionKey"],
+                        "_sequence_number": rec["SequenceNumber"],
+                    }
+                )
             iterator = response.get("NextShardIterator")
             caught_up = not response["Records"] and response.get("MillisBehindLatest", 0) == 0
             empty = empty + 1 if caught_up else 0
@@ -287,7 +327,9 @@ class DeviceTruth:
         return self.last_register_wh - self.first_register_wh
 
 
-def fleet_truth(spools: dict[str, SpoolState], records: list[dict[str, Any]]) -> tuple[dict[str, DeviceTruth], list[str]]:
+def fleet_truth(
+    spools: dict[str, SpoolState], records: list[dict[str, Any]]
+) -> tuple[dict[str, DeviceTruth], list[str]]:
     """Per-device truth from the boxes' spools and the raw stream, and every inconsistency found.
 
     The spool says which readings the box took (seq 1..last_seq, all acknowledged when none is
@@ -319,6 +361,9 @@ def fleet_truth(spools: dict[str, SpoolState], records: list[dict[str, Any]]) ->
         last = spool.last_register_wh
         if spool.last_seq in on_stream and on_stream[spool.last_seq] != last:
             problems.append(f"{device_id}: last register {on_stream[spool.last_seq]} on the stream, {last} spooled")
+        if last is None:
+            problems.append(f"{device_id}: no last register spooled")
+            continue
         truth[device_id] = DeviceTruth(spool.last_seq, on_stream[1], float(last))
     for device_id in sorted(set(sent) - set(spools)):
         problems.append(f"{device_id}: on the stream but has no spool")

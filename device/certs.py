@@ -27,6 +27,7 @@ Keys are ECDSA P-256 (small handshakes on small boxes), written with mode 0600.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import ipaddress
 import os
@@ -134,9 +135,11 @@ def _name(common_name: str) -> x509.Name:
     )
 
 
-def create_ca(layout: CertLayout, *, common_name: str = "wattstream local CA", now: dt.datetime | None = None) -> Identity:
+def create_ca(
+    layout: CertLayout, *, common_name: str = "wattstream local CA", now: dt.datetime | None = None
+) -> Identity:
     """Write a new self-signed CA into ``layout`` (overwrites an existing one)."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(common_name)
     cert = (
@@ -150,9 +153,15 @@ def create_ca(layout: CertLayout, *, common_name: str = "wattstream local CA", n
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, content_commitment=False, key_encipherment=False,
-                data_encipherment=False, key_agreement=False, key_cert_sign=True, crl_sign=True,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=True,
+                crl_sign=True,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -180,7 +189,7 @@ def issue(
     usage; a client certificate (device, bridge) the clientAuth usage and its CN as a DNS SAN.
     """
     ca_cert, ca_key = _load(layout.ca)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     if server:
         sans: list[x509.GeneralName] = [
@@ -204,9 +213,7 @@ def issue(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
         .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     _write_key(target.key_path, key)
@@ -298,14 +305,12 @@ def _revoked_entries(layout: CertLayout) -> list[x509.RevokedCertificate]:
     """The entries of the current CRL when the current CA signed it; none for a new CA."""
     crl = _load_crl(layout)
     ca_cert, _ = _load(layout.ca)
-    if crl is None or crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):
+    if crl is None or crl.issuer != ca_cert.subject or not crl.is_signature_valid(ca_cert.public_key()):  # type: ignore[arg-type]
         return []
     return list(crl)
 
 
-def write_crl(
-    layout: CertLayout, entries: list[x509.RevokedCertificate], *, now: dt.datetime | None = None
-) -> Path:
+def write_crl(layout: CertLayout, entries: list[x509.RevokedCertificate], *, now: dt.datetime | None = None) -> Path:
     """Sign ``entries`` into ``ca.crl`` (replaced whole, atomically); returns its path.
 
     The last update lies five minutes back, as the certificates' start does: a CRL "not yet
@@ -313,14 +318,12 @@ def write_crl(
     update is the CA's end of validity (see the module docstring). The CRL number counts up.
     """
     ca_cert, ca_key = _load(layout.ca)
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     previous = _load_crl(layout)
     number = 1
     if previous is not None:
-        try:
+        with contextlib.suppress(x509.ExtensionNotFound):
             number = previous.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number + 1
-        except x509.ExtensionNotFound:
-            pass
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca_cert.subject)
@@ -362,12 +365,10 @@ def revoke(root: Path, name: str, *, now: dt.datetime | None = None) -> Revoked:
         cert.verify_directly_issued_by(ca_cert)
     except (ValueError, TypeError, InvalidSignature) as exc:
         raise DeviceError(f"{identity.cert_path} was not issued by the CA in {root}") from exc
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     entries = _revoked_entries(layout)
     if all(entry.serial_number != cert.serial_number for entry in entries):
-        entries.append(
-            x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(now).build()
-        )
+        entries.append(x509.RevokedCertificateBuilder().serial_number(cert.serial_number).revocation_date(now).build())
     write_crl(layout, entries, now=now)
     stem = f"{name}-{cert.serial_number:x}"
     moved = Revoked(name, cert.serial_number, root / "revoked" / f"{stem}.crt", root / "revoked" / f"{stem}.key")

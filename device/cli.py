@@ -59,11 +59,16 @@ def device() -> None:
 
 
 _basic_ingest_option = click.option(
-    "--basic-ingest-rule", "basic_ingest_rule", metavar="NAME",
+    "--basic-ingest-rule",
+    "basic_ingest_rule",
+    metavar="NAME",
     help="Publish via AWS IoT Basic Ingest to $aws/rules/NAME/energy/consumption/<id> (IoT Core endpoints only).",
 )
 _force_basic_ingest_option = click.option(
-    "--force-basic-ingest", "basic_ingest_force", is_flag=True, default=None,
+    "--force-basic-ingest",
+    "basic_ingest_force",
+    is_flag=True,
+    default=None,
     help="Allow --basic-ingest-rule with a broker host that is not *.amazonaws.com.",
 )
 
@@ -120,28 +125,64 @@ def run(config_path: Path | None, **overrides: Any) -> None:
 @click.option("--speed", type=float, default=1.0, show_default=True, help="Simulated seconds per real second.")
 @click.option("--host", "broker_host", default="localhost", show_default=True, help="MQTT broker host.")
 @click.option("--port", "broker_port", type=int, default=8883, show_default=True, help="MQTT broker TLS port.")
-@click.option("--cert-dir", type=click.Path(path_type=Path, file_okay=False), default=certs_lib.DEFAULT_CERT_DIR,
-              show_default=True, help="Folder from `wattstream certs init`.")
-@click.option("--spool-dir", type=click.Path(path_type=Path, file_okay=False), default=Path(".local/spool/sim"),
-              show_default=True, help="One spool file per box.")
+@click.option(
+    "--cert-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=certs_lib.DEFAULT_CERT_DIR,
+    show_default=True,
+    help="Folder from `wattstream certs init`.",
+)
+@click.option(
+    "--spool-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path(".local/spool/sim"),
+    show_default=True,
+    help="One spool file per box.",
+)
 @click.option("--prefix", default="box-", show_default=True, help="Device ids are <prefix>0001, …")
 @click.option("--first", type=int, default=1, show_default=True, help="Number of the first box.")
 @click.option("--max-readings", type=int, default=50, show_default=True, help="Readings per message at most.")
 @click.option("--max-wait-s", type=float, default=60.0, show_default=True, help="Simulated s a reading may wait.")
 @click.option("--protocol", type=click.Choice(["3.1.1", "5"]), default="3.1.1", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Box i uses seed+i.")
-@click.option("--synchronous", type=click.Choice(["FULL", "NORMAL"]), default="NORMAL", show_default=True,
-              help="Spool durability: NORMAL survives kill -9, FULL also power loss.")
+@click.option(
+    "--synchronous",
+    type=click.Choice(["FULL", "NORMAL"]),
+    default="NORMAL",
+    show_default=True,
+    help="Spool durability: NORMAL survives kill -9, FULL also power loss.",
+)
 @click.option("--reconnect-max-s", type=float, default=10.0, show_default=True, help="Longest reconnect delay.")
 @click.option("--drain-s", type=float, default=30.0, show_default=True, help="Time to empty the spools at the end.")
-@click.option("--issue-certs/--no-issue-certs", default=True, show_default=True,
-              help="Create missing device certificates with the CA in --cert-dir.")
+@click.option(
+    "--issue-certs/--no-issue-certs",
+    default=True,
+    show_default=True,
+    help="Create missing device certificates with the CA in --cert-dir.",
+)
 @_basic_ingest_option
 @_force_basic_ingest_option
-def simulate(count: int, duration_s: float, interval_s: float, speed: float, cert_dir: Path, spool_dir: Path,
-             prefix: str, first: int, max_readings: int, max_wait_s: float, protocol: str, seed: int,
-             synchronous: str, reconnect_max_s: float, drain_s: float, issue_certs: bool, basic_ingest_rule: str | None,
-             basic_ingest_force: bool | None, **broker: Any) -> None:
+def simulate(
+    count: int,
+    duration_s: float,
+    interval_s: float,
+    speed: float,
+    cert_dir: Path,
+    spool_dir: Path,
+    prefix: str,
+    first: int,
+    max_readings: int,
+    max_wait_s: float,
+    protocol: str,
+    seed: int,
+    synchronous: str,
+    reconnect_max_s: float,
+    drain_s: float,
+    issue_certs: bool,
+    basic_ingest_rule: str | None,
+    basic_ingest_force: bool | None,
+    **broker: Any,
+) -> None:
     """Run N virtual boxes in one process (one MQTT connection and one spool each).
 
     Simulated time runs --speed times faster than real time from duration x (speed - 1) in the
@@ -161,10 +202,18 @@ def simulate(count: int, duration_s: float, interval_s: float, speed: float, cer
 
     try:
         base = DeviceSettings(
-            cert_dir=cert_dir, mqtt_protocol=protocol, read_interval_s=interval_s, max_readings=max_readings,
-            max_wait_s=max_wait_s, spool_synchronous=synchronous, reconnect_min_s=min(1.0, reconnect_max_s),
-            reconnect_max_s=reconnect_max_s, simulated={"seed": seed}, basic_ingest_rule=basic_ingest_rule,
-            basic_ingest_force=bool(basic_ingest_force), **broker,
+            cert_dir=cert_dir,
+            mqtt_protocol=protocol,
+            read_interval_s=interval_s,
+            max_readings=max_readings,
+            max_wait_s=max_wait_s,
+            spool_synchronous=synchronous,
+            reconnect_min_s=min(1.0, reconnect_max_s),
+            reconnect_max_s=reconnect_max_s,
+            simulated={"seed": seed},
+            basic_ingest_rule=basic_ingest_rule,
+            basic_ingest_force=bool(basic_ingest_force),
+            **broker,
         )
         base.publish_topic()  # a Basic Ingest topic the broker cannot take: refused before any certificate
         configure_logging(base.log_level)
@@ -181,7 +230,9 @@ def simulate(count: int, duration_s: float, interval_s: float, speed: float, cer
         for thing in ids:
             start_ms = max(start_ms, (last_ts_ms(spool_dir / f"{thing}.db") or 0) + int(interval_s * 1000))
         clock = ScaledClock(start_ms, speed, wall=wall)
-        boxes = [build_box(simulated_settings(base, i, thing, spool_dir), now_ms=start_ms) for i, thing in enumerate(ids)]
+        boxes = [
+            build_box(simulated_settings(base, i, thing, spool_dir), now_ms=start_ms) for i, thing in enumerate(ids)
+        ]
         loop = RunLoop(boxes, clock, drain_s=drain_s)
         _stop_on_signals(loop.stop_event)
         started = time.monotonic()
@@ -229,16 +280,24 @@ def certs() -> None:
 
 
 _dir_option = click.option(
-    "--dir", "cert_dir", type=click.Path(path_type=Path, file_okay=False), default=certs_lib.DEFAULT_CERT_DIR,
-    show_default=True, help="Where the certificates live (git-ignored).",
+    "--dir",
+    "cert_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=certs_lib.DEFAULT_CERT_DIR,
+    show_default=True,
+    help="Where the certificates live (git-ignored).",
 )
 
 
 @certs.command("init")
 @_dir_option
 @click.option("--force", is_flag=True, help="Replace an existing CA (every old certificate stops working).")
-@click.option("--server-name", "server_names", multiple=True,
-              help="Another host name or IP of the broker for its certificate (repeatable).")
+@click.option(
+    "--server-name",
+    "server_names",
+    multiple=True,
+    help="Another host name or IP of the broker for its certificate (repeatable).",
+)
 def certs_init(cert_dir: Path, force: bool, server_names: tuple[str, ...]) -> None:
     """Create the CA (kept if present), the server certificate and the bridge identity.
 

@@ -226,5 +226,5 @@ class Publisher:
             self._thread.join(timeout=5)
         try:
             self._client.disconnect()
-        except Exception:  # noqa: BLE001 - best effort on the way out
-            pass
+        except Exception as exc:  # noqa: BLE001 - best effort on the way out
+            log.debug("disconnect_failed", error=repr(exc))

@@ -79,7 +79,9 @@ def build_meter(settings: DeviceSettings, *, start_energy_wh: float | None, firs
     )
 
 
-def build_box(settings: DeviceSettings, *, now_ms: int, mqtt: MqttConfig | None = None, rng: random.Random | None = None) -> Box:
+def build_box(
+    settings: DeviceSettings, *, now_ms: int, mqtt: MqttConfig | None = None, rng: random.Random | None = None
+) -> Box:
     """One box from its settings. A simulated meter resumes from the register in the spool.
 
     Refuses (``ConfigError``) a topic the broker cannot take before it opens the spool.
@@ -195,4 +197,3 @@ def simulated_settings(base: DeviceSettings, index: int, device_id: str, spool_d
 
 def device_ids(prefix: str, count: int, first: int = 1) -> list[str]:
     return [f"{prefix}{i:04d}" for i in range(first, first + count)]
-

@@ -99,7 +99,8 @@ class DeviceSettings(BaseSettings):
     modbus: ModbusSettings = Field(default_factory=ModbusSettings)
 
     basic_ingest_rule: str | None = Field(
-        None, description="Publish to $aws/rules/<this rule>/energy/consumption/<id> (AWS IoT Basic Ingest: no messaging "
+        None,
+        description="Publish to $aws/rules/<this rule>/energy/consumption/<id> (AWS IoT Basic Ingest: no messaging "
         "charge). IoT Core only: refused for a broker host that is not *.amazonaws.com unless basic_ingest_force.",
     )
     basic_ingest_force: bool = Field(False, description="Use basic_ingest_rule with any broker host.")
@@ -135,7 +136,9 @@ class DeviceSettings(BaseSettings):
     def publish_topic(self) -> str:
         """The topic of this box's messages (see ``device.topic``); ``ConfigError`` if it cannot work."""
         return publish_topic(
-            self.device_id, broker_host=self.broker_host, basic_ingest_rule=self.basic_ingest_rule,
+            self.device_id,
+            broker_host=self.broker_host,
+            basic_ingest_rule=self.basic_ingest_rule,
             force=self.basic_ingest_force,
         )
 

@@ -85,7 +85,7 @@ def _reading_reason(exc: ValidationError) -> tuple[Reason, str]:
     kind = first["type"]
     if kind == "finite_number":
         return Reason.NON_FINITE_VALUE, f"{where}: not a finite number"
-    if kind == "greater_than_equal" and isinstance(first.get("input"), (int, float)):
+    if kind == "greater_than_equal" and isinstance(first.get("input"), int | float):
         value = first["input"]
         if isinstance(value, float) and math.isnan(value):
             return Reason.NON_FINITE_VALUE, f"{where}: NaN"
@@ -139,11 +139,15 @@ def decode_record(
     if partition_key is not None and partition_key != thing:
         return _record_rejection(thing, Reason.PARTITION_KEY_MISMATCH, f"thing {thing!r} under key {partition_key!r}")
     if thing != device_id:
-        return _record_rejection(thing, Reason.SPOOFED_DEVICE_ID, f"payload device_id {device_id!r} published as thing {thing!r}")
+        return _record_rejection(
+            thing, Reason.SPOOFED_DEVICE_ID, f"payload device_id {device_id!r} published as thing {thing!r}"
+        )
     if not readings:
         return _record_rejection(device_id, Reason.SCHEMA_VIOLATION, "readings: empty")
     if len(readings) > MAX_READINGS:
-        return _record_rejection(device_id, Reason.TOO_MANY_READINGS, f"{len(readings)} readings, at most {MAX_READINGS}")
+        return _record_rejection(
+            device_id, Reason.TOO_MANY_READINGS, f"{len(readings)} readings, at most {MAX_READINGS}"
+        )
 
     received_ms = doc.get("received_ms")
     if not isinstance(received_ms, int) or isinstance(received_ms, bool) or not 0 <= received_ms <= MAX_TS_MS:
@@ -155,7 +159,7 @@ def decode_record(
     try:
         # One call validates the whole list (the usual case: every reading is fine); the same
         # model per reading then finds which ones are not and why.
-        wires: list[WireReading | None] = _READINGS.validate_python(readings)
+        wires: list[WireReading | None] = list(_READINGS.validate_python(readings))
     except ValidationError:
         wires = [None] * len(readings)
     for index, raw in enumerate(readings):

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 SCHEMA_VERSION = 1
 TOPIC_PREFIX = "energy/consumption/"
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 THING_NAME_PATTERN = r"^[A-Za-z0-9:_-]{1,128}$"
 """What AWS IoT Core accepts as a thing name; a device id is a thing name."""
@@ -33,7 +33,7 @@ MAX_TS_MS = 253_402_300_799_999
 
 def _json_number(value: object) -> object:
     # A JSON string or boolean is not a number, even where Python could convert it.
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError("not a JSON number")
     return value
 
@@ -71,7 +71,7 @@ class Message(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    v: Literal[1] = SCHEMA_VERSION
+    v: Literal[1] = 1  # SCHEMA_VERSION
     device_id: DeviceId
     readings: list[WireReading] = Field(min_length=1)
 
@@ -100,14 +100,14 @@ class Reading:
 def to_ts_ms(ts: datetime) -> int:
     """Epoch milliseconds of an aware datetime (naive ones are read as UTC)."""
     if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=timezone.utc)
+        ts = ts.replace(tzinfo=UTC)
     # Integer arithmetic: ts.timestamp() * 1000 loses a millisecond to float rounding.
     return (ts - _EPOCH) // timedelta(milliseconds=1)
 
 
 def to_rfc3339(ts_ms: int) -> str:
     """``2026-11-27T13:00:00.123Z`` for epoch milliseconds."""
-    dt = datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(ts_ms / 1000, tz=UTC)
     return dt.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts_ms % 1000:03d}Z"
 
 

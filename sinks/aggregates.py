@@ -18,9 +18,10 @@ Two attributes whatever the resharding history, so the markers never grow.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -93,7 +94,7 @@ class AggregateStore:
     def write_closed(self, writer: Writer, closed: Mapping[tuple[str, str], BucketAggregate]) -> WriteResult:
         """Create each closed bucket's item; one that exists already is handled as a correction."""
         outcomes = list(self._pool.map(lambda kv: self._create(writer, *kv), closed.items()))
-        existing = {key: agg for (key, agg), created in zip(closed.items(), outcomes) if created is None}
+        existing = {key: agg for (key, agg), created in zip(closed.items(), outcomes, strict=False) if created is None}
         result = WriteResult()
         for created in outcomes:
             if created is not None:
@@ -111,10 +112,11 @@ class AggregateStore:
                 return result
             stored = batch_get(self._client, self._table, ({"device_id": d, "bucket": b} for d, b in pending))
             result.read_units += len(pending)  # strongly consistent reads of items under 4 KB
-            outcomes = list(self._pool.map(lambda kv: self._merge(writer, kv[0], kv[1], stored.get(kv[0])),
-                                           pending.items()))
+            outcomes = list(
+                self._pool.map(lambda kv: self._merge(writer, kv[0], kv[1], stored.get(kv[0])), pending.items())  # noqa: B023 - called within this iteration
+            )
             retry = {}
-            for (key, agg), outcome in zip(pending.items(), outcomes):
+            for (key, agg), outcome in zip(pending.items(), outcomes, strict=False):
                 if outcome is None:
                     retry[key] = agg  # changed between our read and our write: read again
                 else:
@@ -129,7 +131,7 @@ class AggregateStore:
         item = self._stamped(bucket_item(*key, agg), writer)
         try:
             response = self._put(item, "attribute_not_exists(#s)", {"#s": SEQ}, {})
-        except _Refused as refused:
+        except _RefusedError as refused:
             verdict = writer.verdict(refused.item)
             if verdict == "applied":
                 return WriteResult(skipped=1)
@@ -138,8 +140,9 @@ class AggregateStore:
             return None
         return WriteResult(written=1, consumed_wcu=_units(response))
 
-    def _merge(self, writer: Writer, key: tuple[str, str], delta: BucketAggregate,
-               stored: Mapping[str, Any] | None) -> WriteResult | None:
+    def _merge(
+        self, writer: Writer, key: tuple[str, str], delta: BucketAggregate, stored: Mapping[str, Any] | None
+    ) -> WriteResult | None:
         verdict = writer.verdict(stored)
         if verdict == "applied":
             return WriteResult(skipped=1)
@@ -156,7 +159,7 @@ class AggregateStore:
             values = {":w": {"S": str(stored[WRITER])}, ":s": {"S": str(stored[SEQ])}}
         try:
             response = self._put(item, condition, names, values)
-        except _Refused:
+        except _RefusedError:
             return None
         return WriteResult(written=1, consumed_wcu=_units(response))
 
@@ -184,7 +187,7 @@ class AggregateStore:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException":
                 old = cause.response.get("Item")
-                raise _Refused(decode_item(old) if old else self._get(item)) from None
+                raise _RefusedError(decode_item(old) if old else self._get(item)) from None
             raise
 
     def _get(self, item: Mapping[str, Any]) -> dict[str, Any] | None:
@@ -192,7 +195,7 @@ class AggregateStore:
         return found.get((item["device_id"], item["bucket"]))
 
 
-class _Refused(Exception):
+class _RefusedError(Exception):
     def __init__(self, item: dict[str, Any] | None) -> None:
         super().__init__("condition failed")
         self.item = item or {}

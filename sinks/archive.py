@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import gzip
 import json
-from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -21,7 +22,7 @@ DEAD_LETTER_PREFIX = "dead-letter"
 
 
 def _partition(arrival_ms: int) -> tuple[str, str]:
-    dt = datetime.fromtimestamp(arrival_ms / 1000, tz=timezone.utc)
+    dt = datetime.fromtimestamp(arrival_ms / 1000, tz=UTC)
     return dt.strftime("%Y-%m-%d"), dt.strftime("%H")
 
 
@@ -71,9 +72,7 @@ class Archive:
         """Write the object; returns its size in bytes."""
         body = encode_lines(lines)
         with_retries(
-            lambda: self._client.put_object(
-                Bucket=self.bucket, Key=key, Body=body, ContentType="application/gzip"
-            ),
+            lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/gzip"),
             what=f"PutObject {key}",
         )
         return len(body)

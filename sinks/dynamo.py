@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
-from typing import Any, Callable, Iterable, Mapping, TypeVar
+from typing import Any, TypeVar
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -42,7 +43,7 @@ def _plain_to_ddb(value: Any) -> Any:
         return Decimal(repr(value))
     if isinstance(value, Mapping):
         return {k: _plain_to_ddb(v) for k, v in value.items() if v is not None}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, list | tuple):
         return [_plain_to_ddb(v) for v in value]
     return value
 
@@ -98,7 +99,7 @@ def batch_get(
     for start in range(0, len(pending), BATCH_GET_LIMIT):
         request = {table: {"Keys": pending[start : start + BATCH_GET_LIMIT], "ConsistentRead": True}}
         for attempt in range(attempts):
-            response = with_retries(lambda: client.batch_get_item(RequestItems=request), what="BatchGetItem")
+            response = with_retries(lambda: client.batch_get_item(RequestItems=request), what="BatchGetItem")  # noqa: B023 - called within this iteration
             for raw in response.get("Responses", {}).get(table, []):
                 item = decode_item(raw)
                 found[(item["device_id"], item["bucket"])] = item

@@ -13,8 +13,9 @@ types and naming rules" (number precision and range, key lengths, nesting, item 
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from decimal import Decimal, InvalidOperation
-from typing import Any, Iterator, Mapping
+from typing import Any
 
 MAX_ITEM_BYTES = 400 * 1024
 MAX_PARTITION_KEY_BYTES = 2048
@@ -56,7 +57,7 @@ def _value_problems(where: str, value: Mapping[str, Any], depth: int) -> Iterato
     if len(value) != 1:
         yield f"{where}: not one typed value"
         return
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "S":
         if not isinstance(inner, str) or _utf8_len(inner) is None:
             yield f"{where}: string is not valid UTF-8"
@@ -103,7 +104,7 @@ def _number_size(text: str) -> int:
 
 def value_size_bytes(value: Mapping[str, Any]) -> int:
     """Size of one attribute value, by DynamoDB's rules (names of map members included)."""
-    (kind, inner), = value.items()
+    ((kind, inner),) = value.items()
     if kind == "S":
         return len(inner.encode("utf-8"))
     if kind == "N":

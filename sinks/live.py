@@ -22,7 +22,8 @@ ancestors' markers, so they never pile up.
 from __future__ import annotations
 
 import hashlib
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -61,8 +62,14 @@ def entry(live: Live) -> list[Any]:
 
 def parse_entry(values: list[Any]) -> dict[str, Any]:
     ts_ms, power_w, register_wh, hour_wh, hour_samples, hour_power_max_w = values
-    return {"ts_ms": int(ts_ms), "power_w": power_w, "register_wh": register_wh, "hour_energy_wh": hour_wh,
-            "hour_samples": int(hour_samples), "hour_power_max_w": hour_power_max_w}
+    return {
+        "ts_ms": int(ts_ms),
+        "power_w": power_w,
+        "register_wh": register_wh,
+        "hour_energy_wh": hour_wh,
+        "hour_samples": int(hour_samples),
+        "hour_power_max_w": hour_power_max_w,
+    }
 
 
 def _wire_list(values: list[Any]) -> dict[str, Any]:
@@ -98,7 +105,12 @@ class LiveView:
         self.groups = groups
 
     def write(
-        self, shard_id: str, marker: str, live: Mapping[str, Live], *, ancestors: Iterable[str] = (),
+        self,
+        shard_id: str,
+        marker: str,
+        live: Mapping[str, Live],
+        *,
+        ancestors: Iterable[str] = (),
     ) -> tuple[int, float]:
         """Write every device's values, one update per group: (items written, capacity units)."""
         by_group: dict[int, list[tuple[str, Live]]] = {}
@@ -111,8 +123,9 @@ class LiveView:
             written += 1
         return written, units
 
-    def _update(self, group: int, shard_id: str, marker: str, members: list[tuple[str, Live]],
-                drop: list[str]) -> float:
+    def _update(
+        self, group: int, shard_id: str, marker: str, members: list[tuple[str, Live]], drop: list[str]
+    ) -> float:
         names = {"#v": marker_attr(shard_id)}
         sets = ["#v = :v"]
         values: dict[str, Any] = {":v": {"S": marker}}

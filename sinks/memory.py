@@ -22,13 +22,14 @@ from __future__ import annotations
 import copy
 import math
 import threading
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Mapping, NoReturn, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from batcher import BucketAggregate
 from batcher.ledger import Live
 from readings.errors import FencedError, SinkError
-from sinks.aggregates import SEQ, WRITER, WriteResult, Writer, bucket_item
+from sinks.aggregates import SEQ, WRITER, Writer, WriteResult, bucket_item
 from sinks.archive import decode_lines, encode_lines
 from sinks.dynamo import decode_item, encode_item
 from sinks.limits import item_size_bytes, refusals
@@ -50,7 +51,7 @@ class Crash(BaseException):
     """The process dies here."""
 
 
-class ConditionFailed(Exception):
+class ConditionFailedError(Exception):
     """A conditional write found the item other than expected; ``item`` is the stored one."""
 
     def __init__(self, item: Wire | None) -> None:
@@ -79,29 +80,38 @@ class MemoryTable:
             return None if item is None else copy.deepcopy(item)
 
     def put(self, item: Wire, *, condition: Callable[[Wire | None], bool] | None = None) -> float:
-        """Store ``item`` whole (PutItem); the write units billed. ``ConditionFailed`` if refused."""
+        """Store ``item`` whole (PutItem); the write units billed. ``ConditionFailedError`` if refused."""
         self._check(item)
         key = self.key_of(item)
         with self.lock:
             stored = self.get(key)
             if condition is not None and not condition(stored):
-                raise ConditionFailed(stored)
+                raise ConditionFailedError(stored)
             self._items[key] = copy.deepcopy(item)
             return _write_units(stored, item)
 
-    def update(self, key: Key, *, set_: Mapping[str, Any], remove: Iterable[str] = (),
-               condition: Callable[[Wire | None], bool] | None = None) -> float:
+    def update(
+        self,
+        key: Key,
+        *,
+        set_: Mapping[str, Any],
+        remove: Iterable[str] = (),
+        condition: Callable[[Wire | None], bool] | None = None,
+    ) -> float:
         """Set and remove attributes of one item, creating it if need be (UpdateItem)."""
         remove = list(remove)
         for name in (*set_, *remove):
             if name in self.key:
-                raise SinkError(f"UpdateItem: ValidationException: cannot update attribute {name}, "
-                                "part of the key")
+                raise SinkError(f"UpdateItem: ValidationException: cannot update attribute {name}, " "part of the key")
         with self.lock:
             stored = self.get(key)
             if condition is not None and not condition(stored):
-                raise ConditionFailed(stored)
-            item = {name: {"S": part} for name, part in zip(self.key, key)} if stored is None else copy.deepcopy(stored)
+                raise ConditionFailedError(stored)
+            item = (
+                {name: {"S": part} for name, part in zip(self.key, key, strict=False)}
+                if stored is None
+                else copy.deepcopy(stored)
+            )
             item.update(copy.deepcopy(dict(set_)))
             for name in remove:
                 item.pop(name, None)
@@ -188,7 +198,7 @@ class MemoryManifests:
         # The read and the raise under the table's lock: one atomic step, as the UpdateItem is.
         with self.table.lock:
             stored = self.table.get((shard_id,))
-            fields = decode_item(stored) if stored is not None else {"shard_id": shard_id}
+            fields: dict[str, Any] = decode_item(stored) if stored is not None else {"shard_id": shard_id}
             fields.update(epoch=int(fields.get("epoch", 0)) + 1, owner=owner)
             self.table.update((shard_id,), set_=encode_item({"epoch": fields["epoch"], "owner": owner}))
         return _manifest(fields)
@@ -204,7 +214,7 @@ class MemoryManifests:
 
         try:
             self.table.put(encode_item(_fields(manifest)), condition=still_ours)
-        except ConditionFailed:
+        except ConditionFailedError:
             raise FencedError(f"{claimed.shard_id}: claimed by another worker since epoch {claimed.epoch}") from None
         return manifest
 
@@ -296,7 +306,7 @@ class MemoryAggregates:
         item = encode_item({**bucket_item(*key, agg), WRITER: writer.shard_id, SEQ: writer.marker})
         try:
             units = self.table.put(item, condition=lambda stored: stored is None or SEQ not in stored)
-        except ConditionFailed as refused:
+        except ConditionFailedError as refused:
             verdict = writer.verdict(decode_item(refused.item or {}))
             if verdict == "applied":
                 return WriteResult(skipped=1)
@@ -306,8 +316,9 @@ class MemoryAggregates:
             return None
         return WriteResult(written=1, consumed_wcu=units)
 
-    def _merge(self, writer: Writer, key: tuple[str, str], delta: BucketAggregate,
-               stored_wire: Wire | None) -> WriteResult | None:
+    def _merge(
+        self, writer: Writer, key: tuple[str, str], delta: BucketAggregate, stored_wire: Wire | None
+    ) -> WriteResult | None:
         stored = None if stored_wire is None else decode_item(stored_wire)
         verdict = writer.verdict(stored)
         if verdict == "applied":
@@ -318,6 +329,7 @@ class MemoryAggregates:
         merged = delta if stored is None else BucketAggregate.from_dict(dict(stored)).merge(delta)
         item = encode_item({**bucket_item(*key, merged), WRITER: writer.shard_id, SEQ: writer.marker})
         if stored is None or SEQ not in stored:
+
             def condition(now: Wire | None) -> bool:
                 return now is None or SEQ not in now
         else:
@@ -325,9 +337,10 @@ class MemoryAggregates:
 
             def condition(now: Wire | None) -> bool:
                 return now is not None and (now.get(WRITER), now.get(SEQ)) == seen
+
         try:
             units = self.table.put(item, condition=condition)
-        except ConditionFailed:
+        except ConditionFailedError:
             return None
         return WriteResult(written=1, consumed_wcu=units)
 
@@ -345,11 +358,16 @@ class MemoryLiveView:
         self.groups = groups
 
     def write(
-        self, shard_id: str, marker: str, live: Mapping[str, Live], *, ancestors: Iterable[str] = (),
+        self,
+        shard_id: str,
+        marker: str,
+        live: Mapping[str, Live],
+        *,
+        ancestors: Iterable[str] = (),
     ) -> tuple[int, float]:
         by_group: dict[int, list[tuple[str, Live]]] = {}
-        for device_id, values in live.items():
-            by_group.setdefault(group_of(device_id, self.groups), []).append((device_id, values))
+        for device_id, device_live in live.items():
+            by_group.setdefault(group_of(device_id, self.groups), []).append((device_id, device_live))
         drop = [marker_attr(a) for a in ancestors]
         mine = marker_attr(shard_id)
 
@@ -360,12 +378,14 @@ class MemoryLiveView:
         for group, members in sorted(by_group.items()):
             key = live_key(group)
             values: dict[str, Any] = {mine: {"S": marker}}
-            values.update((device_attr(device_id), _wire_list(entry(device_live)))
-                          for device_id, device_live in sorted(members))
+            values.update(
+                (device_attr(device_id), _wire_list(entry(device_live))) for device_id, device_live in sorted(members)
+            )
             try:
-                units += self.table.update((key["device_id"], key["bucket"]), set_=values, remove=drop,
-                                           condition=not_later)
-            except ConditionFailed:
+                units += self.table.update(
+                    (key["device_id"], key["bucket"]), set_=values, remove=drop, condition=not_later
+                )
+            except ConditionFailedError:
                 raise FencedError(f"live#{group}: a later batch of {shard_id} was written") from None
             written += 1
         return written, units
@@ -411,8 +431,9 @@ class CallHook:
     attribute is the target's own.
     """
 
-    def __init__(self, target: Any, method: str, *, call: int = 1, after: bool = False,
-                 action: Callable[[], None] = crash) -> None:
+    def __init__(
+        self, target: Any, method: str, *, call: int = 1, after: bool = False, action: Callable[[], None] = crash
+    ) -> None:
         if call < 1:
             raise ValueError("calls are counted from 1")
         self._target = target

@@ -63,11 +63,12 @@ keep these promises: the AWS one (``sinks.manifest``, ``sinks.archive``, ``sinks
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping, Protocol, runtime_checkable
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol, runtime_checkable
 
 from batcher import BucketAggregate
 from batcher.ledger import Live
-from sinks.aggregates import WriteResult, Writer
+from sinks.aggregates import Writer, WriteResult
 from sinks.manifest import Manifest
 
 __all__ = ["AggregatePort", "ArchivePort", "LivePort", "ManifestPort", "SnapshotPort"]
@@ -124,6 +125,11 @@ class AggregatePort(Protocol):
 @runtime_checkable
 class LivePort(Protocol):
     def write(
-        self, shard_id: str, marker: str, live: Mapping[str, Live], *, ancestors: Iterable[str] = (),
+        self,
+        shard_id: str,
+        marker: str,
+        live: Mapping[str, Live],
+        *,
+        ancestors: Iterable[str] = (),
     ) -> tuple[int, float]:
         """Write every device's values, one update per group: (items written, capacity units)."""

@@ -8,8 +8,9 @@ together, so a reader gets every interval with data whether it is closed or not.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 from batcher.buckets import day_key, hour_key
 from batcher.ledger import bucket_start_ms
@@ -50,14 +51,19 @@ def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], di
                 live = parse_entry(values)
                 hour = hour_key(live["ts_ms"])
                 if (device_id, hour) not in out and live["hour_samples"]:
-                    out[(device_id, hour)] = {"energy_wh": live["hour_energy_wh"], "samples": live["hour_samples"],
-                                              "power_max_w": live["hour_power_max_w"], "closed": False}
+                    out[(device_id, hour)] = {
+                        "energy_wh": live["hour_energy_wh"],
+                        "samples": live["hour_samples"],
+                        "power_max_w": live["hour_power_max_w"],
+                        "closed": False,
+                    }
         elif str(item.get("bucket", "")).startswith(("h#", "d#")):
             figures = {name: item.get(name) for name in _FIGURES}
             out[(item["device_id"], item["bucket"])] = {**figures, "closed": True}
     # A day not closed yet is the sum of its hours (they carry the very same pieces).
     open_days: dict[tuple[str, str], dict[str, Any]] = defaultdict(
-        lambda: {"energy_wh": 0.0, "samples": 0, "power_max_w": None, "closed": False})
+        lambda: {"energy_wh": 0.0, "samples": 0, "power_max_w": None, "closed": False}
+    )
     for (device_id, bucket), figures in list(out.items()):
         if not bucket.startswith("h#"):
             continue
@@ -73,15 +79,22 @@ def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], di
     return out
 
 
-def read_intervals(client: Any, table: str, device_id: str, start_ms: int, end_ms: int, every: Every,
-                   *, live_groups: int) -> list[Interval]:
+def read_intervals(
+    client: Any, table: str, device_id: str, start_ms: int, end_ms: int, every: Every, *, live_groups: int
+) -> list[Interval]:
     """The device's intervals starting in [start_ms, end_ms), in time order; no-data ones omitted."""
     first_hour = start_ms - start_ms % (DAY_MS if every == "1d" else HOUR_MS)
     items = _query(client, table, device_id, "h#", hour_key(first_hour), hour_key(end_ms + DAY_MS))
     if every == "1d":
         items += _query(client, table, device_id, "d#", day_key(first_hour), day_key(end_ms))
-    live = with_retries(lambda: client.get_item(TableName=table, Key={k: {"S": v} for k, v in live_key(
-        group_of(device_id, live_groups)).items()}, ConsistentRead=True), what="GetItem live")
+    live = with_retries(
+        lambda: client.get_item(
+            TableName=table,
+            Key={k: {"S": v} for k, v in live_key(group_of(device_id, live_groups)).items()},
+            ConsistentRead=True,
+        ),
+        what="GetItem live",
+    )
     if "Item" in live:
         whole = decode_item(live["Item"])
         name = device_attr(device_id)
@@ -96,8 +109,17 @@ def read_intervals(client: Any, table: str, device_id: str, start_ms: int, end_m
             continue
         if not figures["samples"] and not figures["energy_wh"]:
             continue
-        out.append(Interval(device, begin, duration_s, float(figures["energy_wh"] or 0.0), int(figures["samples"] or 0),
-                            figures["power_max_w"], bool(figures["closed"])))
+        out.append(
+            Interval(
+                device,
+                begin,
+                duration_s,
+                float(figures["energy_wh"] or 0.0),
+                int(figures["samples"] or 0),
+                figures["power_max_w"],
+                bool(figures["closed"]),
+            )
+        )
     return out
 
 
@@ -128,5 +150,7 @@ def scan_items(client: Any, table: str) -> list[dict[str, Any]]:
 
 def fleet_buckets(client: Any, table: str) -> list[dict[str, Any]]:
     """Every device's hours and days with data, closed or open, as plain rows."""
-    return [{"device_id": d, "bucket": b, **figures}
-            for (d, b), figures in logical_buckets(scan_items(client, table)).items()]
+    return [
+        {"device_id": d, "bucket": b, **figures}
+        for (d, b), figures in logical_buckets(scan_items(client, table)).items()
+    ]

@@ -11,7 +11,8 @@ before, a new owner from the one after the last checkpointed batch.
 from __future__ import annotations
 
 import gzip
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import orjson
 from botocore.exceptions import ClientError
@@ -55,8 +56,9 @@ class SnapshotStore:
     def get(self, key: str) -> dict[str, Any] | None:
         """The devices of a snapshot; None when the object does not exist."""
         try:
-            response = with_retries(lambda: self._client.get_object(Bucket=self.bucket, Key=key),
-                                    what=f"GetObject {key}")
+            response = with_retries(
+                lambda: self._client.get_object(Bucket=self.bucket, Key=key), what=f"GetObject {key}"
+            )
         except SinkError as exc:
             cause = exc.__cause__
             if isinstance(cause, ClientError) and cause.response["Error"]["Code"] in ("NoSuchKey", "404"):

@@ -11,8 +11,9 @@ import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import boto3
 import pytest
@@ -23,8 +24,15 @@ from sinks.aggregates import AggregateStore
 from sinks.archive import Archive
 from sinks.live import LiveView
 from sinks.manifest import ManifestStore
-from sinks.memory import (MemoryAggregates, MemoryArchive, MemoryBucket, MemoryLiveView, MemoryManifests,
-                          MemorySnapshots, MemoryTable)
+from sinks.memory import (
+    MemoryAggregates,
+    MemoryArchive,
+    MemoryBucket,
+    MemoryLiveView,
+    MemoryManifests,
+    MemorySnapshots,
+    MemoryTable,
+)
 from sinks.read import scan_items
 from sinks.snapshot import SnapshotStore
 
@@ -53,12 +61,19 @@ def moto() -> Iterator[Moto]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    server = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for_port("127.0.0.1", port, 60, alive=lambda: server.poll() is None)
-        kwargs = dict(endpoint_url=f"http://127.0.0.1:{port}", region_name=REGION,
-                      aws_access_key_id="test", aws_secret_access_key="test")
+        kwargs = dict(
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name=REGION,
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
+        )
         yield Moto(boto3.client("dynamodb", **kwargs), boto3.client("s3", **kwargs))
     finally:
         server.terminate()
@@ -90,16 +105,20 @@ def manifests(request: pytest.FixtureRequest) -> Subject:
     return Subject(ManifestStore(aws.dynamodb, aws.table([("shard_id", "HASH")])), "aws")
 
 
-def _bucket_subject(request: pytest.FixtureRequest, memory: Callable[[MemoryBucket], Any],
-                    real: Callable[[Any, str], Any]) -> Subject:
+def _bucket_subject(
+    request: pytest.FixtureRequest, memory: Callable[[MemoryBucket], Any], real: Callable[[Any, str], Any]
+) -> Subject:
     if request.param == "memory":
         bucket = MemoryBucket()
         return Subject(memory(bucket), "memory", body=bucket.get, seed=bucket.put)
     aws = _aws(request)
     name = aws.bucket()
-    return Subject(real(aws.s3, name), "aws",
-                   body=lambda key: aws.s3.get_object(Bucket=name, Key=key)["Body"].read(),
-                   seed=lambda key, body: aws.s3.put_object(Bucket=name, Key=key, Body=body))
+    return Subject(
+        real(aws.s3, name),
+        "aws",
+        body=lambda key: aws.s3.get_object(Bucket=name, Key=key)["Body"].read(),
+        seed=lambda key, body: aws.s3.put_object(Bucket=name, Key=key, Body=body),
+    )
 
 
 @pytest.fixture(params=BACKENDS)
@@ -112,8 +131,9 @@ def snapshots(request: pytest.FixtureRequest) -> Subject:
     return _bucket_subject(request, MemorySnapshots, SnapshotStore)
 
 
-def _table_subject(request: pytest.FixtureRequest, memory: Callable[[MemoryTable], Any],
-                   real: Callable[[Any, str], Any]) -> Iterator[Subject]:
+def _table_subject(
+    request: pytest.FixtureRequest, memory: Callable[[MemoryTable], Any], real: Callable[[Any, str], Any]
+) -> Iterator[Subject]:
     if request.param == "memory":
         table = MemoryTable()
         store = memory(table)
@@ -122,9 +142,12 @@ def _table_subject(request: pytest.FixtureRequest, memory: Callable[[MemoryTable
         aws = _aws(request)
         name = aws.table([("device_id", "HASH"), ("bucket", "RANGE")])
         store = real(aws.dynamodb, name)
-        yield Subject(store, "aws", items=lambda: sorted(scan_items(aws.dynamodb, name),
-                                                         key=lambda i: (i["device_id"], i["bucket"])),
-                      seed=lambda wire: aws.dynamodb.put_item(TableName=name, Item=wire))
+        yield Subject(
+            store,
+            "aws",
+            items=lambda: sorted(scan_items(aws.dynamodb, name), key=lambda i: (i["device_id"], i["bucket"])),
+            seed=lambda wire: aws.dynamodb.put_item(TableName=name, Item=wire),
+        )
     if hasattr(store, "close"):
         store.close()
 
@@ -137,5 +160,6 @@ def aggregates(request: pytest.FixtureRequest) -> Iterator[Subject]:
 @pytest.fixture(params=BACKENDS)
 def live_view(request: pytest.FixtureRequest) -> Iterator[Subject]:
     groups = getattr(request.module, "LIVE_GROUPS", 100)
-    yield from _table_subject(request, lambda table: MemoryLiveView(table, groups),
-                              lambda client, name: LiveView(client, name, groups))
+    yield from _table_subject(
+        request, lambda table: MemoryLiveView(table, groups), lambda client, name: LiveView(client, name, groups)
+    )

@@ -16,8 +16,13 @@ OTHER = ("box-0002", "h#2026-11-27T13")
 
 
 def agg(energy_wh: float, samples: int = 1, power_w: float | None = 500.0, **flags: int) -> BucketAggregate:
-    out = BucketAggregate(energy_wh=energy_wh, samples=samples, first_ts_ms=1_795_784_400_000,
-                          last_ts_ms=1_795_784_400_000 + samples, **flags)
+    out = BucketAggregate(
+        energy_wh=energy_wh,
+        samples=samples,
+        first_ts_ms=1_795_784_400_000,
+        last_ts_ms=1_795_784_400_000 + samples,
+        **flags,
+    )
     if power_w is not None:
         out.power_samples, out.power_sum_w, out.power_max_w = samples, power_w * samples, power_w
     return out

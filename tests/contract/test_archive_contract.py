@@ -11,10 +11,22 @@ from sinks.archive import dead_letter_key, raw_key
 SHARD = "shardId-000000000003"
 KEY = raw_key(SHARD, "100", "200", 1_795_784_700_000)
 LINES = [
-    {"shard_id": SHARD, "sequence_number": "100", "partition_key": "box-0001", "approximate_arrival_ms": 1,
-     "data": '{"v":1,"device_id":"box-0001"}'},
-    {"shard_id": SHARD, "sequence_number": "200", "partition_key": "box-0002", "approximate_arrival_ms": 2,
-     "data_b64": "/w==", "note": "Ьox ✓", "power_w": 0.1 + 0.2},
+    {
+        "shard_id": SHARD,
+        "sequence_number": "100",
+        "partition_key": "box-0001",
+        "approximate_arrival_ms": 1,
+        "data": '{"v":1,"device_id":"box-0001"}',
+    },
+    {
+        "shard_id": SHARD,
+        "sequence_number": "200",
+        "partition_key": "box-0002",
+        "approximate_arrival_ms": 2,
+        "data_b64": "/w==",
+        "note": "Ьox ✓",
+        "power_w": 0.1 + 0.2,
+    },
 ]
 
 

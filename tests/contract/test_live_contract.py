@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from batcher.ledger import Live
-from readings.errors import FencedError, SinkError
+from readings.errors import FencedError
 from sinks.aggregates import seq_marker
 from sinks.live import LIVE_BUCKET, attr_device, device_attr, entry, group_of, live_key, marker_attr
 from sinks.read import logical_buckets
@@ -30,9 +30,16 @@ C = GROUPS[HIGH][0]  # another, later in order
 
 
 def live(stored: int, power_w: float | None = 512.25, hour_power_max_w: float | None = 900.0) -> Live:
-    return Live(stored=stored, ts_ms=1_795_784_700_000 + stored, power_w=power_w, register_wh=123456.7891 + stored,
-                hour="h#2026-11-27T13", hour_energy_wh=0.1 + 0.2, hour_samples=stored,
-                hour_power_max_w=hour_power_max_w)
+    return Live(
+        stored=stored,
+        ts_ms=1_795_784_700_000 + stored,
+        power_w=power_w,
+        register_wh=123456.7891 + stored,
+        hour="h#2026-11-27T13",
+        hour_energy_wh=0.1 + 0.2,
+        hour_samples=stored,
+        hour_power_max_w=hour_power_max_w,
+    )
 
 
 def group_item(subject, group: int) -> dict:

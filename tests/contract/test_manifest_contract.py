@@ -9,9 +9,15 @@ from sinks.manifest import Manifest
 
 SHARD = "shardId-000000000003"
 SEQ = "49680617152851519470963732905516059121142655817896427522"
-BATCH = dict(first_seq="49680617152851519470963732905516059121142655817896400000", last_seq=SEQ, records=16,
-             raw_key="raw/dt=2026-11-27/hour=13/shard=s/1-2.jsonl.gz", trigger="size",
-             prev_state_key=None, state_key=f"state/shard={SHARD}/{SEQ}.json.gz")
+BATCH = dict(
+    first_seq="49680617152851519470963732905516059121142655817896400000",
+    last_seq=SEQ,
+    records=16,
+    raw_key="raw/dt=2026-11-27/hour=13/shard=s/1-2.jsonl.gz",
+    trigger="size",
+    prev_state_key=None,
+    state_key=f"state/shard={SHARD}/{SEQ}.json.gz",
+)
 
 
 def test_a_shard_never_claimed_has_no_manifest(manifests) -> None:

@@ -10,9 +10,14 @@ from sinks.snapshot import snapshot_key
 SHARD = "shardId-000000000003"
 KEY = snapshot_key(SHARD, "200")
 DEVICES = {
-    "box-0001": {"state": {"newest": {"seq": 7, "ts_ms": 1_795_784_700_000, "energy_wh": 123456.7},
-                           "seen": [[1, 7]], "power_w": None},
-                 "ledger": {"open": {"h#2026-11-27T13": {"energy_wh": 0.1 + 0.2, "samples": 3}}, "stored": 7}},
+    "box-0001": {
+        "state": {
+            "newest": {"seq": 7, "ts_ms": 1_795_784_700_000, "energy_wh": 123456.7},
+            "seen": [[1, 7]],
+            "power_w": None,
+        },
+        "ledger": {"open": {"h#2026-11-27T13": {"energy_wh": 0.1 + 0.2, "samples": 3}}, "stored": 7},
+    },
     "box-0002": {"state": {"newest": None}, "ledger": {"open": {}, "stored": 0}},
 }
 

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import hcl2
 from hcl2.utils import SerializationOptions
@@ -52,13 +53,13 @@ class Module:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, directory: Path) -> "Module":
+    def load(cls, directory: Path) -> Module:
         files = {p.name: parse_file(p) for p in sorted(directory.glob("*.tf"))}
         if not files:
             raise FileNotFoundError(f"no *.tf files in {directory}")
         return cls(files)
 
-    def copy(self) -> "Module":
+    def copy(self) -> Module:
         return Module(copy.deepcopy(self.files))
 
     def _blocks(self, kind: str) -> Iterator[tuple[str, str, dict[str, Any]]]:
@@ -190,7 +191,9 @@ def inline_policy_violations(module: Module) -> list[str]:
     problems = []
     for rtype, name, body in module.all_resources():
         attr = policy_attrs.get(rtype)
-        if attr and not re.search(r"data\.aws_iam_policy_document\.[A-Za-z0-9_-]+(\[[^\]]*\])?\.json", str(body.get(attr, ""))):
+        if attr and not re.search(
+            r"data\.aws_iam_policy_document\.[A-Za-z0-9_-]+(\[[^\]]*\])?\.json", str(body.get(attr, ""))
+        ):
             problems.append(f"{rtype}.{name}.{attr} is not an aws_iam_policy_document's json")
         if rtype in {"aws_iam_role_policy_attachment", "aws_iam_policy_attachment"}:
             problems.append(f"{rtype}.{name}: managed policy attachments are not allowed (scope inline)")
@@ -231,7 +234,9 @@ def s3_violations(module: Module) -> list[str]:
         for cfg in _configs_for_bucket(module, "aws_s3_bucket_server_side_encryption_configuration", name):
             for rule in as_list(cfg.get("rule")):
                 default = first(rule.get("apply_server_side_encryption_by_default"))
-                if default.get("sse_algorithm") == "aws:kms" and refers_to_type(default.get("kms_master_key_id"), "aws_kms_key"):
+                if default.get("sse_algorithm") == "aws:kms" and refers_to_type(
+                    default.get("kms_master_key_id"), "aws_kms_key"
+                ):
                     sse_ok = True
         if not sse_ok:
             problems.append(f"{where}: no SSE-KMS configuration with a customer KMS key")
@@ -255,7 +260,10 @@ def tls_only_policy_violations(module: Module) -> list[str]:
             st
             for st in as_list((doc or {}).get("statement"))
             if st.get("effect") == "Deny"
-            and any(c.get("variable") == "aws:SecureTransport" and as_list(c.get("values")) == ["false"] for c in as_list(st.get("condition")))
+            and any(
+                c.get("variable") == "aws:SecureTransport" and as_list(c.get("values")) == ["false"]
+                for c in as_list(st.get("condition"))
+            )
         ]
         if not denies:
             problems.append(f"aws_s3_bucket_policy.{name}: no Deny on aws:SecureTransport = false")
@@ -292,14 +300,19 @@ def iot_policy_violations(module: Module) -> list[str]:
         for st in as_list(doc.get("statement")):
             actions = [str(a) for a in as_list(st.get("actions"))]
             resources = as_list(st.get("resources"))
-            resolved = [module.locals.get(r[len("${local.") : -1], r) if isinstance(r, str) and r.startswith("${local.") else r for r in resources]
+            resolved = [
+                module.locals.get(r[len("${local.") : -1], r) if isinstance(r, str) and r.startswith("${local.") else r
+                for r in resources
+            ]
             text = " ".join(str(r) for r in resolved)
             if any(a == "iot:*" or a.endswith("*") for a in actions):
                 problems.append(f"aws_iot_policy.{pname}: wildcard action {actions}")
             if any(_is_star(r) or str(r).endswith("/*") or str(r).endswith("/#") for r in resolved):
                 problems.append(f"aws_iot_policy.{pname}: wildcard resource {resolved}")
             if set(actions) - {"iot:Connect", "iot:Publish"}:
-                problems.append(f"aws_iot_policy.{pname}: unexpected actions {sorted(set(actions) - {'iot:Connect', 'iot:Publish'})}")
+                problems.append(
+                    f"aws_iot_policy.{pname}: unexpected actions {sorted(set(actions) - {'iot:Connect', 'iot:Publish'})}"
+                )
             if "iot:Connect" in actions:
                 connect_ok = len(resolved) == 1 and str(resolved[0]).endswith(f":client/{THING}")
                 if not connect_ok:
@@ -307,10 +320,16 @@ def iot_policy_violations(module: Module) -> list[str]:
             if "iot:Publish" in actions:
                 topics = re.findall(r":topic/([^\"\]\s,]+)", text)
                 allowed = {f"energy/consumption/{THING}"}
-                allowed |= {t for t in topics if re.fullmatch(r"\$aws/rules/\$\{var\.iot_rule_name\}/energy/consumption/" + re.escape(THING), t)}
+                allowed |= {
+                    t
+                    for t in topics
+                    if re.fullmatch(r"\$aws/rules/\$\{var\.iot_rule_name\}/energy/consumption/" + re.escape(THING), t)
+                }
                 publish_ok = bool(topics) and set(topics) <= allowed and f"energy/consumption/{THING}" in topics
                 if not publish_ok:
-                    problems.append(f"aws_iot_policy.{pname}: iot:Publish topics not limited to the thing's own topic: {topics}")
+                    problems.append(
+                        f"aws_iot_policy.{pname}: iot:Publish topics not limited to the thing's own topic: {topics}"
+                    )
         if not connect_ok:
             problems.append(f"aws_iot_policy.{pname}: no iot:Connect statement on the thing-name client id")
         if not publish_ok:
@@ -324,7 +343,7 @@ def rule_sql_violations(module: Module, rule_sql_text: str) -> list[str]:
         problems.append(f"rule.sql is {rule_sql_text.strip()!r}, expected {EXPECTED_RULE_SQL!r}")
     local_sql = module.locals.get("rule_sql")
     if local_sql != '${trimspace(file("${path.module}/rule.sql"))}':
-        problems.append(f"local.rule_sql must be trimspace(file(\"${{path.module}}/rule.sql\")), is {local_sql!r}")
+        problems.append(f'local.rule_sql must be trimspace(file("${{path.module}}/rule.sql")), is {local_sql!r}')
     rules = module.resources("aws_iot_topic_rule")
     if not rules:
         problems.append("no aws_iot_topic_rule")

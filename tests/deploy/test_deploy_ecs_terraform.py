@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from deploy_tf_checks import (
     EXPECTED_RULE_SQL,
     MODULE_DIR,
@@ -34,8 +33,20 @@ from deploy_tf_checks import (
 
 def test_one_file_per_concern() -> None:
     names = {p.name for p in MODULE_DIR.glob("*.tf")}
-    for required in ("versions.tf", "providers.tf", "variables.tf", "outputs.tf", "iot.tf", "kinesis.tf",
-                     "ecs.tf", "iam.tf", "dynamodb.tf", "s3.tf", "observability.tf", "analytics.tf"):
+    for required in (
+        "versions.tf",
+        "providers.tf",
+        "variables.tf",
+        "outputs.tf",
+        "iot.tf",
+        "kinesis.tf",
+        "ecs.tf",
+        "iam.tf",
+        "dynamodb.tf",
+        "s3.tf",
+        "observability.tf",
+        "analytics.tf",
+    ):
         assert required in names
     assert list((MODULE_DIR / "examples").glob("*.tfvars")), "examples/*.tfvars missing"
 
@@ -55,10 +66,20 @@ def test_every_variable_is_described(module: Module) -> None:
 
 # Free-form inputs that have nothing to validate, or are checked by a precondition instead.
 UNVALIDATED_OK = {
-    "tags", "adot_image", "container_command", "quicksight_principal_arn", "enable_replication",
-    "enable_basic_ingest", "enable_adot_sidecar", "enable_quicksight", "assign_public_ip",
-    "deletion_protection", "ecr_force_delete", "s3_force_destroy",
-    "raw_transition_glacier_ir_days", "raw_transition_deep_archive_days",  # preconditions in s3.tf
+    "tags",
+    "adot_image",
+    "container_command",
+    "quicksight_principal_arn",
+    "enable_replication",
+    "enable_basic_ingest",
+    "enable_adot_sidecar",
+    "enable_quicksight",
+    "assign_public_ip",
+    "deletion_protection",
+    "ecr_force_delete",
+    "s3_force_destroy",
+    "raw_transition_glacier_ir_days",
+    "raw_transition_deep_archive_days",  # preconditions in s3.tf
 }
 
 
@@ -104,7 +125,9 @@ def test_kcl_tables_are_scoped_to_the_application_name(module: Module) -> None:
     # Nothing else in the task role may create or delete tables.
     for st in as_list(task["statement"]):
         if st.get("sid") != "KclLeaseTables":
-            assert not {"dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTable"} & set(as_list(st.get("actions")))
+            assert not {"dynamodb:CreateTable", "dynamodb:DeleteTable", "dynamodb:UpdateTable"} & set(
+                as_list(st.get("actions"))
+            )
 
 
 def test_dynamodb_tables_have_pitr_and_customer_kms(module: Module) -> None:
@@ -137,10 +160,18 @@ def test_kinesis_stream_encrypted(module: Module) -> None:
 def test_consumer_container_contract(module: Module) -> None:
     env = module.locals["consumer_environment"]
     required = {
-        "WATTSTREAM_REGION", "WATTSTREAM_STREAM_NAME", "WATTSTREAM_APPLICATION_NAME",
-        "WATTSTREAM_AGGREGATES_TABLE", "WATTSTREAM_STATE_TABLE", "WATTSTREAM_RAW_BUCKET",
-        "WATTSTREAM_MAX_RECORDS", "WATTSTREAM_MAX_AGE_S", "WATTSTREAM_MAX_BYTES",
-        "WATTSTREAM_METRICS_PORT", "WATTSTREAM_SHUTDOWN_GRACE_MS", "WATTSTREAM_WORK_DIR",
+        "WATTSTREAM_REGION",
+        "WATTSTREAM_STREAM_NAME",
+        "WATTSTREAM_APPLICATION_NAME",
+        "WATTSTREAM_AGGREGATES_TABLE",
+        "WATTSTREAM_STATE_TABLE",
+        "WATTSTREAM_RAW_BUCKET",
+        "WATTSTREAM_MAX_RECORDS",
+        "WATTSTREAM_MAX_AGE_S",
+        "WATTSTREAM_MAX_BYTES",
+        "WATTSTREAM_METRICS_PORT",
+        "WATTSTREAM_SHUTDOWN_GRACE_MS",
+        "WATTSTREAM_WORK_DIR",
         "WATTSTREAM_METRICS_DIR",
     }
     assert required <= set(env), sorted(required - set(env))
@@ -169,9 +200,15 @@ def test_autoscaling_tops_out_at_the_shard_count(module: Module) -> None:
 def test_alarms_cover_the_failure_modes(module: Module) -> None:
     alarms = module.resources("aws_cloudwatch_metric_alarm")
     text = repr(alarms)
-    for needle in ("GetRecords.IteratorAgeMilliseconds", "wattstream_processor_errors_total",
-                   "wattstream_dead_letters_total", "ReadThrottleEvents", "WriteThrottleEvents",
-                   "SUM(Failure)", "RuleMessageThrottled"):
+    for needle in (
+        "GetRecords.IteratorAgeMilliseconds",
+        "wattstream_processor_errors_total",
+        "wattstream_dead_letters_total",
+        "ReadThrottleEvents",
+        "WriteThrottleEvents",
+        "SUM(Failure)",
+        "RuleMessageThrottled",
+    ):
         assert needle in text, needle
     topic = module.resources("aws_sns_topic")["alarms"]
     assert "aws_kms_key." in topic["kms_master_key_id"]
@@ -208,7 +245,7 @@ def test_star_checker_needs_the_comment_and_the_condition(mutable_module: Module
 
 
 def test_inline_policy_checker_catches_jsonencode(mutable_module: Module) -> None:
-    mutable_module.resources("aws_iam_role_policy")["task"]["policy"] = '${jsonencode({Statement = []})}'
+    mutable_module.resources("aws_iam_role_policy")["task"]["policy"] = "${jsonencode({Statement = []})}"
     assert inline_policy_violations(mutable_module)
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -75,8 +76,12 @@ class Pipeline:
 
     def start_consumer(self, **overrides: str) -> ConsumerProcess:
         index = len(self.consumers)
-        env = {**self.env, **overrides, "WATTSTREAM_WORK_DIR": str(self.work / f"c{index}"),
-               "WATTSTREAM_METRICS_DIR": str(self.work / f"c{index}" / "metrics")}
+        env = {
+            **self.env,
+            **overrides,
+            "WATTSTREAM_WORK_DIR": str(self.work / f"c{index}"),
+            "WATTSTREAM_METRICS_DIR": str(self.work / f"c{index}" / "metrics"),
+        }
         consumer = ConsumerProcess(env, self.work / f"consumer-{index}.log", free_port()).start()
         self.consumers.append(consumer)
         return consumer
@@ -108,8 +113,11 @@ class Pipeline:
 
     def owners(self) -> dict[str, str | None]:
         """Shard id to the worker holding its lease (None: free) for shards not yet ended."""
-        return {shard: lease.get("leaseOwner") for shard, lease in self.leases().items()
-                if lease.get("checkpoint") != "SHARD_END"}
+        return {
+            shard: lease.get("leaseOwner")
+            for shard, lease in self.leases().items()
+            if lease.get("checkpoint") != "SHARD_END"
+        }
 
     def archived_last_seq(self) -> dict[str, str]:
         """Per shard, the highest sequence number in the raw archive."""
@@ -136,7 +144,9 @@ class Pipeline:
     def wait_stored(self, consumer: ConsumerProcess, readings: int, timeout_s: float) -> None:
         wait_until(
             lambda: metric_sum(scrape(consumer.metrics_url), "wattstream_readings_stored_total") >= readings,
-            timeout_s, 1.0, f"{readings} readings stored",
+            timeout_s,
+            1.0,
+            f"{readings} readings stored",
         )
 
     def stop_all(self) -> None:

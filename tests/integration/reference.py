@@ -8,14 +8,15 @@ It assumes well-behaved meters (no resets or glitches), which is what the tests 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import orjson
 
 
 def _ts(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(timezone.utc)
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
 
 
 def expected_aggregates(payloads: Iterable[bytes]) -> dict[tuple[str, str], dict[str, float]]:
@@ -26,8 +27,9 @@ def expected_aggregates(payloads: Iterable[bytes]) -> dict[tuple[str, str], dict
         for r in doc["readings"]:
             readings[doc["device_id"]].setdefault(r["seq"], r)  # a re-sent reading counts once
 
-    out: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: {"energy_wh": 0.0, "samples": 0,
-                                                                        "power_max_w": 0.0})
+    out: dict[tuple[str, str], dict[str, float]] = defaultdict(
+        lambda: {"energy_wh": 0.0, "samples": 0, "power_max_w": 0.0}
+    )
     for device_id, by_seq in readings.items():
         ordered = [by_seq[s] for s in sorted(by_seq)]
         for r in ordered:
@@ -36,7 +38,7 @@ def expected_aggregates(payloads: Iterable[bytes]) -> dict[tuple[str, str], dict
                 bucket = out[(device_id, key)]
                 bucket["samples"] += 1
                 bucket["power_max_w"] = max(bucket["power_max_w"], r.get("power_w") or 0.0)
-        for a, b in zip(ordered, ordered[1:]):
+        for a, b in zip(ordered, ordered[1:], strict=False):
             rise = b["energy_wh"] - a["energy_wh"]
             start, end = _ts(a["ts"]), _ts(b["ts"])
             span = (end - start).total_seconds()
@@ -64,7 +66,7 @@ def stored_aggregates(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], 
 
 
 def assert_same_aggregates(stored: dict, expected: dict, tolerance_wh: float = 1e-3) -> None:
-    assert set(stored) == set(expected), (sorted(set(stored) ^ set(expected))[:10])
+    assert set(stored) == set(expected), sorted(set(stored) ^ set(expected))[:10]
     for key, want in expected.items():
         got = stored[key]
         assert got["samples"] == want["samples"], (key, got, want)

@@ -36,8 +36,9 @@ def poison_records() -> list[tuple[str, bytes, str]]:
     good = {"seq": 9_000_001, "ts": ts, "energy_wh": 10.0, "power_w": 100.0}
 
     def rec(device: str, readings: list[dict], thing: str | None = None, v: int = 1) -> bytes:
-        return orjson.dumps({"v": v, "device_id": device, "readings": readings, "thing": thing or device,
-                             "received_ms": RECEIVED_MS})
+        return orjson.dumps(
+            {"v": v, "device_id": device, "readings": readings, "thing": thing or device, "received_ms": RECEIVED_MS}
+        )
 
     return [
         ("box-0001", b'{"v": 1, "device_id": "box-0001", "readings": [', "invalid_json"),
@@ -50,7 +51,7 @@ def poison_records() -> list[tuple[str, bytes, str]]:
     ]
 
 
-def flushes_logged(path) -> int:  # noqa: ANN001
+def flushes_logged(path) -> int:
     return path.read_text(errors="replace").count('"event": "batch_flushed"') if path.exists() else 0
 
 
@@ -79,15 +80,15 @@ def test_kill_nine_during_flushes_leaves_the_store_exact(pipeline) -> None:
     poison = poison_records()
     accepted: list[str] = []
     put_records(pipeline.kinesis, stream, [(pk, data) for pk, data, _ in poison], accepted=accepted)
-    poison_by_seq = {seq: reason for seq, (_, _, reason) in zip(accepted, poison)}
+    poison_by_seq = {seq: reason for seq, (_, _, reason) in zip(accepted, poison, strict=False)}
     sequence_numbers.extend(accepted)
     put_wave(4)  # valid records behind the poison, on the same shards
 
     overrides = {"WATTSTREAM_MAX_AGE_S": "1", "WATTSTREAM_MAX_RECORDS": "60"}
     consumer = pipeline.start_consumer(**overrides)
-    for kill in range(KILLS):
+    for _kill in range(KILLS):
         before = flushes_logged(consumer.log_path)
-        wait_until(lambda: flushes_logged(consumer.log_path) > before, 240, 0.1, "a flush after (re)start")
+        wait_until(lambda: flushes_logged(consumer.log_path) > before, 240, 0.1, "a flush after (re)start")  # noqa: B023 - called within this iteration
         time.sleep(rng.uniform(0.0, 0.8))
         consumer.kill()
         put_wave(2)
@@ -117,8 +118,7 @@ def test_kill_nine_during_flushes_leaves_the_store_exact(pipeline) -> None:
     assert replays + skipped > 0, "no kill landed inside a flush"
 
 
-def _all_stored(pipeline, payloads: list[bytes]) -> bool:  # noqa: ANN001
+def _all_stored(pipeline, payloads: list[bytes]) -> bool:
     expected = expected_aggregates(payloads)
     stored = stored_aggregates(pipeline.aggregates())
     return all(stored.get(k, {}).get("samples") == v["samples"] for k, v in expected.items())
-

@@ -28,8 +28,9 @@ letters of old needed (gigabytes for a 64 KB message)."""
 
 
 def hostile_records(device: str) -> list[tuple[bytes, str]]:
-    numbers = rule_record(device, [], RECEIVED_MS).replace(b'"readings":[]', b'"readings":[' + b",".join(
-        [b"1"] * 64_000) + b"]")
+    numbers = rule_record(device, [], RECEIVED_MS).replace(
+        b'"readings":[]', b'"readings":[' + b",".join([b"1"] * 64_000) + b"]"
+    )
     no_offset = {"seq": 1, "ts": "2026-11-17T00:00:00", "energy_wh": 1.0}
     naive = rule_record(device, [dict(no_offset, seq=n) for n in range(MAX_READINGS)], RECEIVED_MS)
     while len(naive) < 120_000:  # pad each reading with an ignored field, up to IoT Core's size
@@ -82,7 +83,7 @@ def test_hostile_messages_leave_the_shard_flowing(pipeline) -> None:
     assert_same_aggregates(stored_aggregates(pipeline.aggregates()), expected_aggregates(valid))
     dead = {line["sequence_number"]: line for line in pipeline.dead_letters()}
     assert {seq: dead[seq]["reason"] for seq in poison_seqs} == {
-        seq: reason for seq, (_, reason) in zip(poison_seqs, hostile)
+        seq: reason for seq, (_, reason) in zip(poison_seqs, hostile, strict=False)
     }
     assert len(dead) == len(poison_seqs)
 
@@ -94,7 +95,7 @@ def test_hostile_messages_leave_the_shard_flowing(pipeline) -> None:
     assert peaks and max(peaks) < MAX_PROCESSOR_RSS_MB, peaks
 
 
-def _stored(pipeline, payloads: list[bytes]) -> bool:  # noqa: ANN001
+def _stored(pipeline, payloads: list[bytes]) -> bool:
     expected = expected_aggregates(payloads)
     stored = stored_aggregates(pipeline.aggregates())
     return all(stored.get(k, {}).get("samples") == v["samples"] for k, v in expected.items())

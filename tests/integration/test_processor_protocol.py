@@ -15,14 +15,14 @@ import pytest
 from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.messages import InitializeInput, ProcessRecordsInput, Record
 
+from batcher import BucketAggregate, compute_batch
+from batcher.ledger import Settlement, settle
 from consumer.loadgen import Fleet
 from consumer.processor import ShardProcessor, build
+from consumer.protocol import ShardMemory
 from consumer.settings import Settings
 from readings import decode_record
 from readings.errors import FencedError
-from batcher import BucketAggregate, compute_batch
-from batcher.ledger import Settlement, settle
-from consumer.protocol import ShardMemory
 from sinks.aggregates import AggregateStore, Writer, seq_marker
 from sinks.live import LiveView
 from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
@@ -58,9 +58,15 @@ def make_records(rounds: int, devices: int = 8, per_message: int = 5) -> tuple[l
         ts = RECEIVED_MS - 86_400_000 + k * per_message * fleet.interval_ms
         payloads.extend(data for _, data in fleet.messages(ts, per_message, RECEIVED_MS))
     records = [
-        Record({"data": base64.b64encode(p).decode(), "partitionKey": orjson.loads(p)["device_id"],
-                "sequenceNumber": str(BASE_SEQ + i * 1_000_000), "subSequenceNumber": 0,
-                "approximateArrivalTimestamp": RECEIVED_MS})
+        Record(
+            {
+                "data": base64.b64encode(p).decode(),
+                "partitionKey": orjson.loads(p)["device_id"],
+                "sequenceNumber": str(BASE_SEQ + i * 1_000_000),
+                "subSequenceNumber": 0,
+                "approximateArrivalTimestamp": RECEIVED_MS,
+            }
+        )
         for i, p in enumerate(payloads)
     ]
     return records, payloads
@@ -75,17 +81,20 @@ def feed(proc: ShardProcessor, records: list[Record], checkpointer: Checkpointer
 
 def start(settings: Settings, checkpoint: str = "TRIM_HORIZON") -> ShardProcessor:
     proc = build(settings)
-    proc.initialize(InitializeInput({"action": "initialize", "shardId": SHARD, "sequenceNumber": checkpoint,
-                                     "subSequenceNumber": 0}))
+    proc.initialize(
+        InitializeInput(
+            {"action": "initialize", "shardId": SHARD, "sequenceNumber": checkpoint, "subSequenceNumber": 0}
+        )
+    )
     return proc
 
 
 @pytest.fixture
-def settings(pipeline) -> Settings:  # noqa: ANN001 - the pipeline fixture provisions the stores
+def settings(pipeline) -> Settings:
     return Settings(max_records=16, max_age_s=3600)
 
 
-def raw_sequence_numbers(pipeline) -> Counter:  # noqa: ANN001
+def raw_sequence_numbers(pipeline) -> Counter:
     return Counter(pipeline.archived_sequence_numbers())
 
 
@@ -142,7 +151,7 @@ def test_lease_lost_at_checkpoint_leaves_the_replay_to_the_new_owner(pipeline, s
     assert max(raw_sequence_numbers(pipeline).values()) == 1
 
 
-def _settled(records: list[Record], memory: ShardMemory, rules) -> tuple[Settlement, ShardMemory]:  # noqa: ANN001
+def _settled(records: list[Record], memory: ShardMemory, rules) -> tuple[Settlement, ShardMemory]:
     readings = [r for rec in records for r in decode_record(rec.binary_data, fallback_received_ms=RECEIVED_MS).readings]
     result = compute_batch(readings, memory.states, rules)
     settled = settle(result, memory.ledgers)
@@ -223,8 +232,9 @@ def test_query_prints_every_interval_closed_or_open(pipeline, settings: Settings
     device = orjson.loads(payloads[0])["device_id"]
     expected = {bucket: figures for (d, bucket), figures in expected_aggregates(payloads).items() if d == device}
     for every, prefix in (("1h", "h#"), ("1d", "d#")):
-        result = CliRunner().invoke(main, ["query", device, "--from", "2026-11-01", "--to", "2026-12-01",
-                                           "--every", every])
+        result = CliRunner().invoke(
+            main, ["query", device, "--from", "2026-11-01", "--to", "2026-12-01", "--every", every]
+        )
         assert result.exit_code == 0, result.output
         header, *rows = result.output.splitlines()
         assert header == "device_id,start,duration_s,energy_wh,samples"
@@ -249,8 +259,16 @@ def test_a_child_shard_takes_its_devices_state_from_the_parent(pipeline, setting
 
     records, payloads = make_records(rounds=4, per_message=40)
     parent = build(settings)
-    parent.initialize(InitializeInput({"action": "initialize", "shardId": "shardId-parent", "sequenceNumber":
-                                       "TRIM_HORIZON", "subSequenceNumber": 0}))
+    parent.initialize(
+        InitializeInput(
+            {
+                "action": "initialize",
+                "shardId": "shardId-parent",
+                "sequenceNumber": "TRIM_HORIZON",
+                "subSequenceNumber": 0,
+            }
+        )
+    )
     feed(parent, records[:16], Checkpointer())
     ended = ShardEndedInput({"action": "shardEnded"})
     ended._checkpointer = parent_cp = Checkpointer()
@@ -259,8 +277,16 @@ def test_a_child_shard_takes_its_devices_state_from_the_parent(pipeline, setting
 
     child = build(settings)
     child._lineage_of = lambda shard: Lineage(shard, parents=("shardId-parent",))
-    child.initialize(InitializeInput({"action": "initialize", "shardId": "shardId-child", "sequenceNumber":
-                                      "TRIM_HORIZON", "subSequenceNumber": 0}))
+    child.initialize(
+        InitializeInput(
+            {
+                "action": "initialize",
+                "shardId": "shardId-child",
+                "sequenceNumber": "TRIM_HORIZON",
+                "subSequenceNumber": 0,
+            }
+        )
+    )
     assert len(child.memory.states) == 8
     # The producer retried some records across the reshard: the child sees them again.
     feed(child, records[12:], Checkpointer())

@@ -25,17 +25,20 @@ pytestmark = pytest.mark.integration
 DEVICES = 60
 
 
-def _settled(pipeline) -> bool:  # noqa: ANN001
+def _settled(pipeline) -> bool:
     """Every closed shard checkpointed at its end, every open shard read by the worker."""
     leases = pipeline.leases()
     open_ids = {s["ShardId"] for s in open_shards(pipeline.kinesis, pipeline.settings.stream_name)}
-    closed_done = all(lease.get("checkpoint") == "SHARD_END" for shard, lease in leases.items() if shard not in open_ids)
-    open_read = all(leases.get(shard, {}).get("checkpoint") not in (None, "TRIM_HORIZON", "SHARD_END")
-                    for shard in open_ids)
+    closed_done = all(
+        lease.get("checkpoint") == "SHARD_END" for shard, lease in leases.items() if shard not in open_ids
+    )
+    open_read = all(
+        leases.get(shard, {}).get("checkpoint") not in (None, "TRIM_HORIZON", "SHARD_END") for shard in open_ids
+    )
     return closed_done and open_read
 
 
-def _archived_on(pipeline, shard_ids: set[str]) -> bool:  # noqa: ANN001
+def _archived_on(pipeline, shard_ids: set[str]) -> bool:
     archive = pipeline.archive
     return any(line["shard_id"] in shard_ids for key in archive.keys("raw/") for line in archive.get(key))
 
@@ -55,8 +58,12 @@ def test_split_merge_and_update_shard_count_keep_the_aggregates_exact(pipeline) 
     wait_active(kinesis, stream, 60)
     children = [s for s in open_shards(kinesis, stream) if s.get("ParentShardId") == first["ShardId"]]
     assert len(children) == 2
-    wait_until(lambda: _settled(pipeline) and _archived_on(pipeline, {c["ShardId"] for c in children}),
-               240, 1.0, "the split's parent drained and its children read")
+    wait_until(
+        lambda: _settled(pipeline) and _archived_on(pipeline, {c["ShardId"] for c in children}),
+        240,
+        1.0,
+        "the split's parent drained and its children read",
+    )
 
     # Merge the two children back into one.
     lower, upper = sorted(children, key=lambda s: int(s["HashKeyRange"]["StartingHashKey"]))
@@ -64,18 +71,27 @@ def test_split_merge_and_update_shard_count_keep_the_aggregates_exact(pipeline) 
     wait_active(kinesis, stream, 60)
     merged = [s for s in open_shards(kinesis, stream) if s.get("AdjacentParentShardId")]
     assert len(merged) == 1
-    wait_until(lambda: _settled(pipeline) and _archived_on(pipeline, {merged[0]["ShardId"]}),
-               240, 1.0, "the merge's parents drained and the child read")
+    wait_until(
+        lambda: _settled(pipeline) and _archived_on(pipeline, {merged[0]["ShardId"]}),
+        240,
+        1.0,
+        "the merge's parents drained and the child read",
+    )
 
     # The operator's command: every open shard closes, children cover the same hash keys.
     before = {s["ShardId"] for s in open_shards(kinesis, stream)}
-    out = subprocess.run(wattstream_command("reshard", "--shards", "3"), capture_output=True, text=True, timeout=120,
-                         check=True).stdout
+    out = subprocess.run(
+        wattstream_command("reshard", "--shards", "3"), capture_output=True, text=True, timeout=120, check=True
+    ).stdout
     now_open = open_shards(kinesis, stream)
     assert len(now_open) == 3 and "2 -> 3 open shards" in out
-    ranges = sorted((int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"])) for s in now_open)
+    ranges = sorted(
+        (int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"])) for s in now_open
+    )
     assert ranges[0][0] == 0 and ranges[-1][1] == 2**128 - 1
-    assert all(a[1] + 1 == b[0] for a, b in zip(ranges, ranges[1:])), "the open shards cover every hash key once"
+    assert all(
+        a[1] + 1 == b[0] for a, b in zip(ranges, ranges[1:], strict=False)
+    ), "the open shards cover every hash key once"
     new = {s["ShardId"] for s in now_open} - before
     assert new, "UpdateShardCount opened no shard"
     wait_until(lambda: _settled(pipeline) and _archived_on(pipeline, new), 240, 1.0, "the new shards read")

@@ -26,7 +26,7 @@ WORKERS = 3
 DEVICES = 80
 
 
-def _spread(pipeline, live: set[str]) -> bool:  # noqa: ANN001
+def _spread(pipeline, live: set[str]) -> bool:
     """Every shard owned by a live worker, and every live worker holding a shard."""
     owners = pipeline.owners()
     return len(owners) == SHARDS and set(owners.values()) == live

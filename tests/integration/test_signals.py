@@ -32,15 +32,20 @@ def test_group_signal_flushes_and_checkpoints_the_held_batches(pipeline, signum:
     fleet = Fleet(DEVICES, interval_ms=15_000, seed=3)
     payloads, sequence_numbers = [], []
     for k in range(MESSAGES):
-        batch = fleet.messages(RECEIVED_MS - (MESSAGES - k) * PER_MESSAGE * fleet.interval_ms, PER_MESSAGE,
-                               received_ms=RECEIVED_MS)
+        batch = fleet.messages(
+            RECEIVED_MS - (MESSAGES - k) * PER_MESSAGE * fleet.interval_ms, PER_MESSAGE, received_ms=RECEIVED_MS
+        )
         payloads.extend(data for _, data in batch)
         put_records(pipeline.kinesis, pipeline.settings.stream_name, batch, accepted=sequence_numbers)
 
     # Batches that only a shutdown can flush: no age or size limit is reached in this test.
     consumer = pipeline.start_consumer(WATTSTREAM_MAX_AGE_S="600", WATTSTREAM_MAX_RECORDS="100000")
-    wait_until(lambda: metric_sum(scrape(consumer.metrics_url), "wattstream_records_total") >= len(sequence_numbers),
-               120, 0.5, "every record taken into a batch")
+    wait_until(
+        lambda: metric_sum(scrape(consumer.metrics_url), "wattstream_records_total") >= len(sequence_numbers),
+        120,
+        0.5,
+        "every record taken into a batch",
+    )
     assert not pipeline.archived_sequence_numbers(), "a batch was flushed before the signal"
 
     assert consumer.proc is not None

@@ -45,8 +45,9 @@ class Waves:
 
 def _slot_item(pipeline: Any, index: int) -> dict[str, Any] | None:
     client = pipeline.settings.client("dynamodb")
-    return client.get_item(TableName=pipeline.settings.state_table, ConsistentRead=True,
-                           Key={"shard_id": {"S": f"worker-slot#{index}"}}).get("Item")
+    return client.get_item(
+        TableName=pipeline.settings.state_table, ConsistentRead=True, Key={"shard_id": {"S": f"worker-slot#{index}"}}
+    ).get("Item")
 
 
 def _worker_id(consumer: ConsumerProcess) -> str:
@@ -61,8 +62,12 @@ def test_a_replacement_takes_the_dead_workers_slot_and_its_leases(pipeline) -> N
     waves.put()
     first = pipeline.start_consumer(**SLOT_ENV)
     assert _worker_id(first) == "slot-0"
-    wait_until(lambda: set(pipeline.owners().values()) == {"slot-0"} and len(pipeline.owners()) == 2,
-               180, 1.0, "both leases held by slot-0")
+    wait_until(
+        lambda: set(pipeline.owners().values()) == {"slot-0"} and len(pipeline.owners()) == 2,
+        180,
+        1.0,
+        "both leases held by slot-0",
+    )
     pipeline.wait_archived(set(waves.sequence_numbers), timeout_s=180)
     held = pipeline.owners()
 
@@ -70,8 +75,12 @@ def test_a_replacement_takes_the_dead_workers_slot_and_its_leases(pipeline) -> N
     first.kill()
     waves.put()
     # Its claim is never released: the replacement may take the slot once it expired.
-    wait_until(lambda: int(_slot_item(pipeline, 0)["expires_ms"]["N"]) < time.time() * 1000, 60, 0.5,
-               "the dead worker's slot claim expired")
+    wait_until(
+        lambda: int(_slot_item(pipeline, 0)["expires_ms"]["N"]) < time.time() * 1000,
+        60,
+        0.5,
+        "the dead worker's slot claim expired",
+    )
 
     second = pipeline.start_consumer(**SLOT_ENV)
     assert _worker_id(second) == "slot-0"
@@ -92,9 +101,15 @@ def test_a_worker_whose_slot_is_taken_stops_and_exits_non_zero(pipeline) -> None
     consumer = pipeline.start_consumer(**SLOT_ENV)
     assert _worker_id(consumer) == "slot-0"
     client = pipeline.settings.client("dynamodb")
-    client.put_item(TableName=pipeline.settings.state_table, Item={
-        "shard_id": {"S": "worker-slot#0"}, "owner": {"S": "elsewhere/0"}, "host": {"S": "elsewhere"},
-        "expires_ms": {"N": str(int(time.time() * 1000) + 600_000)}})
+    client.put_item(
+        TableName=pipeline.settings.state_table,
+        Item={
+            "shard_id": {"S": "worker-slot#0"},
+            "owner": {"S": "elsewhere/0"},
+            "host": {"S": "elsewhere"},
+            "expires_ms": {"N": str(int(time.time() * 1000) + 600_000)},
+        },
+    )
     assert consumer.proc is not None
     assert consumer.proc.wait(timeout=120) != 0
     log = consumer.log_path.read_text(errors="replace")

@@ -59,15 +59,20 @@ def publish_spoof(cert_dir: Path, port: int) -> bytes:
     layout = CertLayout(cert_dir)
     identity = layout.device(SPOOFER)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"{SPOOFER}-tamper", protocol=mqtt.MQTTv311)
-    client.tls_set(str(layout.ca.cert_path), str(identity.cert_path), str(identity.key_path),
-                   tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.tls_set(
+        str(layout.ca.cert_path), str(identity.cert_path), str(identity.key_path), tls_version=ssl.PROTOCOL_TLS_CLIENT
+    )
     connected = threading.Event()
     client.on_connect = lambda c, u, f, rc, p: None if rc.is_failure else connected.set()
-    payload = orjson.dumps({
-        "v": 1, "device_id": VICTIM,
-        "readings": [{"seq": 1, "ts": to_rfc3339(time.time_ns() // 1_000_000), "energy_wh": 9_999_999.0,
-                      "power_w": 1.0}],
-    })
+    payload = orjson.dumps(
+        {
+            "v": 1,
+            "device_id": VICTIM,
+            "readings": [
+                {"seq": 1, "ts": to_rfc3339(time.time_ns() // 1_000_000), "energy_wh": 9_999_999.0, "power_w": 1.0}
+            ],
+        }
+    )
     client.connect("localhost", port, keepalive=10)
     client.loop_start()
     try:
@@ -100,8 +105,19 @@ def test_hundred_boxes_over_mqtt_are_stored_exactly_once(pipeline, tmp_path: Pat
         # Simulated time runs ahead of the wall clock (30 min in 30 s): let the consumer accept
         # readings stamped that far after their receipt.
         consumer = pipeline.start_consumer()
-        sim = Simulation(DEVICES, DURATION_S, broker.port, cert_dir, spool_dir, tmp_path, interval_s=INTERVAL_S,
-                         speed=SPEED, max_readings=50, max_wait_s=MAX_WAIT_S, drain_s=60).start()
+        sim = Simulation(
+            DEVICES,
+            DURATION_S,
+            broker.port,
+            cert_dir,
+            spool_dir,
+            tmp_path,
+            interval_s=INTERVAL_S,
+            speed=SPEED,
+            max_readings=50,
+            max_wait_s=MAX_WAIT_S,
+            drain_s=60,
+        ).start()
         time.sleep(5)
         spoof = publish_spoof(cert_dir, broker.port)
         summary = sim.wait()
@@ -128,8 +144,12 @@ def test_hundred_boxes_over_mqtt_are_stored_exactly_once(pipeline, tmp_path: Pat
         readings = sum(t.readings for t in truth.values())
 
         pipeline.wait_stored(consumer, readings, timeout_s=150)
-        wait_until(lambda: any(line["reason"] == "spoofed_device_id" for line in pipeline.dead_letters()),
-                   30, 1.0, "the spoofed message dead-lettered")
+        wait_until(
+            lambda: any(line["reason"] == "spoofed_device_id" for line in pipeline.dead_letters()),
+            30,
+            1.0,
+            "the spoofed message dead-lettered",
+        )
         metrics = scrape(consumer.metrics_url)
         assert consumer.stop() == 0
 

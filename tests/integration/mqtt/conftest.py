@@ -27,9 +27,7 @@ from device import certs
 
 REPO = Path(__file__).resolve().parents[3]
 # `make install` puts kinesis-local (npm kinesis-local@0.6.2) in the repository's node_modules.
-KINESIS_LOCAL = os.environ.get(
-    "WATTSTREAM_KINESIS_LOCAL_BIN", str(REPO / "node_modules" / ".bin" / "kinesis-local")
-)
+KINESIS_LOCAL = os.environ.get("WATTSTREAM_KINESIS_LOCAL_BIN", str(REPO / "node_modules" / ".bin" / "kinesis-local"))
 THINGS = ("box-a", "box-b", "box-0001", "box-0002", "box-0003")
 
 pytestmark = pytest.mark.integration
@@ -87,10 +85,13 @@ class KinesisMock:
     endpoint: str
     process: subprocess.Popen[bytes]
 
-    def client(self):  # noqa: ANN201
+    def client(self):
         return boto3.client(
-            "kinesis", endpoint_url=self.endpoint, region_name="us-east-1",
-            aws_access_key_id="test", aws_secret_access_key="test",
+            "kinesis",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="test",
+            aws_secret_access_key="test",
         )
 
 
@@ -151,13 +152,13 @@ def kit() -> Kit:
     return Kit(read_stream, readings_on_stream, spooled_truth, wait_for)
 
 
-def read_stream(client, stream: str) -> list[dict]:  # noqa: ANN001
+def read_stream(client, stream: str) -> list[dict]:
     """Every record on every shard, decoded, from TRIM_HORIZON to the end."""
     out: list[dict] = []
     for shard in client.list_shards(StreamName=stream)["Shards"]:
-        it = client.get_shard_iterator(
-            StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
-        )["ShardIterator"]
+        it = client.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")[
+            "ShardIterator"
+        ]
         while it:
             resp = client.get_records(ShardIterator=it, Limit=10_000)
             out.extend({**json.loads(r["Data"]), "_partition_key": r["PartitionKey"]} for r in resp["Records"])
@@ -167,7 +168,7 @@ def read_stream(client, stream: str) -> list[dict]:  # noqa: ANN001
     return out
 
 
-def readings_on_stream(client, stream: str) -> set[tuple[str, int]]:  # noqa: ANN001
+def readings_on_stream(client, stream: str) -> set[tuple[str, int]]:
     return {(rec["device_id"], r["seq"]) for rec in read_stream(client, stream) for r in rec["readings"]}
 
 
@@ -224,8 +225,11 @@ class Processes:
 
     def dead_letters(self) -> list[dict]:
         """Every line of the bridge's dead-letter files."""
-        return [json.loads(line) for path in sorted(self.dead_letter_dir.glob("*.jsonl"))
-                for line in path.read_text().splitlines()]
+        return [
+            json.loads(line)
+            for path in sorted(self.dead_letter_dir.glob("*.jsonl"))
+            for line in path.read_text().splitlines()
+        ]
 
     def _spawn(self, args: list[str], log_name: str) -> subprocess.Popen[bytes]:
         log = open(self.tmp_path / log_name, "ab")  # noqa: SIM115
@@ -246,10 +250,31 @@ class Processes:
 
     def simulate(self, port: int, spool_dir: Path, *, devices: int, duration_s: float, extra: list[str] | None = None):
         args = [
-            "-m", "device", "simulate", "--devices", str(devices), "--duration-s", str(duration_s),
-            "--interval-s", "0.1", "--max-wait-s", "0.5", "--max-readings", "20", "--port", str(port),
-            "--cert-dir", str(self.cert_dir), "--spool-dir", str(spool_dir), "--reconnect-max-s", "2",
-            "--drain-s", "40", "--no-issue-certs", *(extra or []),
+            "-m",
+            "device",
+            "simulate",
+            "--devices",
+            str(devices),
+            "--duration-s",
+            str(duration_s),
+            "--interval-s",
+            "0.1",
+            "--max-wait-s",
+            "0.5",
+            "--max-readings",
+            "20",
+            "--port",
+            str(port),
+            "--cert-dir",
+            str(self.cert_dir),
+            "--spool-dir",
+            str(spool_dir),
+            "--reconnect-max-s",
+            "2",
+            "--drain-s",
+            "40",
+            "--no-issue-certs",
+            *(extra or []),
         ]
         return self._spawn(args, "simulate.log")
 

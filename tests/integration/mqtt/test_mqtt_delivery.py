@@ -25,7 +25,7 @@ def finish(proc: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
     assert proc.wait(timeout=timeout_s) == 0, "device simulate failed (see simulate.log)"
 
 
-def assert_all_on_stream(kit, kinesis, stream: str, spool_dir: Path, *, min_readings: int) -> None:  # noqa: ANN001
+def assert_all_on_stream(kit, kinesis, stream: str, spool_dir: Path, *, min_readings: int) -> None:
     expected, left = kit.spooled_truth(spool_dir)
     assert left == 0, "boxes exited with unacknowledged readings"
     assert len(expected) >= min_readings

@@ -27,8 +27,9 @@ def box_client(cert_dir: Path, thing: str) -> tuple[mqtt.Client, threading.Event
     layout = CertLayout(cert_dir)
     identity = layout.device(thing)
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=thing, protocol=mqtt.MQTTv311)
-    client.tls_set(str(layout.ca.cert_path), str(identity.cert_path), str(identity.key_path),
-                   tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.tls_set(
+        str(layout.ca.cert_path), str(identity.cert_path), str(identity.key_path), tls_version=ssl.PROTOCOL_TLS_CLIENT
+    )
     connected = threading.Event()
     client.on_connect = lambda c, u, f, rc, p: None if rc.is_failure else connected.set()
     return client, connected
@@ -45,8 +46,7 @@ def test_poison_message_is_dead_lettered_and_the_next_message_arrives(
     try:
         assert up.wait(5)
         pub.publish("energy/consumption/box-a", POISON, qos=1).wait_for_publish(5)
-        valid = {"v": 1, "device_id": "box-a",
-                 "readings": [{"seq": 1, "ts": "2026-11-27T13:00:00Z", "energy_wh": 1.0}]}
+        valid = {"v": 1, "device_id": "box-a", "readings": [{"seq": 1, "ts": "2026-11-27T13:00:00Z", "energy_wh": 1.0}]}
         pub.publish("energy/consumption/box-a", json.dumps(valid).encode(), qos=1).wait_for_publish(5)
     finally:
         pub.loop_stop()
@@ -61,4 +61,3 @@ def test_poison_message_is_dead_lettered_and_the_next_message_arrives(
     assert (letter["topic"], letter["reason"]) == ("energy/consumption/box-a", "not_encodable")
     assert letter["payload"].encode() == POISON
     assert bridge.poll() is None, "the bridge exited"
-

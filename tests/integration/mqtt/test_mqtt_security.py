@@ -33,7 +33,7 @@ def client_for(
     connected = threading.Event()
     outcome: list[str] = []
 
-    def on_connect(c, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def on_connect(c, userdata, flags, reason_code, properties) -> None:
         outcome.append(str(reason_code))
         if not reason_code.is_failure:
             connected.set()
@@ -74,7 +74,7 @@ def test_box_cannot_publish_to_another_boxes_topic(broker, cert_dir: Path) -> No
     got_marker = threading.Event()
     sub, sub_up, _ = client_for(cert_dir, cert_dir, identity="bridge", client_id="acl-watcher")
 
-    def on_message(c, userdata, message) -> None:  # noqa: ANN001
+    def on_message(c, userdata, message) -> None:
         received.append(message)
         if message.topic == "energy/consumption/box-a":
             got_marker.set()
@@ -105,7 +105,7 @@ def test_mqtt5_publish_to_foreign_topic_is_refused_with_reason(broker, cert_dir:
     codes: list[int] = []
     done = threading.Event()
 
-    def on_publish(c, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+    def on_publish(c, userdata, mid, reason_code, properties) -> None:
         codes.append(reason_code.value)
         done.set()
 
@@ -148,13 +148,14 @@ def connected_client(
     )
     layout = CertLayout(cert_dir)
     ident = layout.bridge if identity == "bridge" else layout.device(identity)
-    client.tls_set(str(layout.ca.cert_path), str(ident.cert_path), str(ident.key_path),
-                   tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.tls_set(
+        str(layout.ca.cert_path), str(ident.cert_path), str(ident.key_path), tls_version=ssl.PROTOCOL_TLS_CLIENT
+    )
     messages: list[mqtt.MQTTMessage] = []
     sessions: list[bool] = []
     up = threading.Event()
 
-    def on_connect(c, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def on_connect(c, userdata, flags, reason_code, properties) -> None:
         if not reason_code.is_failure:
             sessions.append(bool(flags.session_present))
             up.set()
@@ -180,8 +181,9 @@ def close(client: mqtt.Client) -> None:
 
 
 def test_a_box_using_the_bridges_client_id_leaves_the_bridges_session_alone(broker, cert_dir: Path) -> None:
-    bridge, _, _ = connected_client(cert_dir, broker.port, identity="bridge", client_id="wattstream-bridge",
-                                    clean_session=False)
+    bridge, _, _ = connected_client(
+        cert_dir, broker.port, identity="bridge", client_id="wattstream-bridge", clean_session=False
+    )
     subscribe(bridge)
     close(bridge)
     # box-0001's certificate with the bridge's client id, and a clean session: on a broker that
@@ -193,8 +195,9 @@ def test_a_box_using_the_bridges_client_id_leaves_the_bridges_session_alone(brok
     close(box)
     close(intruder)
 
-    bridge, messages, sessions = connected_client(cert_dir, broker.port, identity="bridge",
-                                                  client_id="wattstream-bridge", clean_session=False)
+    bridge, messages, sessions = connected_client(
+        cert_dir, broker.port, identity="bridge", client_id="wattstream-bridge", clean_session=False
+    )
     deadline = time.monotonic() + 10
     while len(messages) < 3 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -257,8 +260,9 @@ def test_a_revoked_certificate_cannot_connect_after_sighup(tmp_path: Path) -> No
 
 def connects_with(ca_dir: Path, cert_path: Path, key_path: Path, client_id: str, port: int) -> bool:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
-    client.tls_set(str(CertLayout(ca_dir).ca.cert_path), str(cert_path), str(key_path),
-                   tls_version=ssl.PROTOCOL_TLS_CLIENT)
+    client.tls_set(
+        str(CertLayout(ca_dir).ca.cert_path), str(cert_path), str(key_path), tls_version=ssl.PROTOCOL_TLS_CLIENT
+    )
     connected = threading.Event()
     client.on_connect = lambda c, u, f, rc, p: None if rc.is_failure else connected.set()
     try:

@@ -184,7 +184,7 @@ class NativeRewrite:
     def value(self, text: str, paths: list[tuple[str, Path]]) -> str:
         for target, host in paths:
             if text == target or text.startswith(target + "/"):
-                return str(host) + text[len(target):]
+                return str(host) + text[len(target) :]
         if text.isdigit() and int(text) in self.ports:
             return str(self.ports[int(text)])
         return self.hosts.get(text, text)
@@ -222,7 +222,9 @@ class NativeRewrite:
         assert dockerfile is not None
         paths = self.path_map(service)
         declared = {**image_env(dockerfile), **service_environment(service)}
-        values = [*self.command(service)[1:],
-                  *(self.value(v, paths) for k, v in declared.items() if k.startswith("WATTSTREAM_") or k.endswith("_DIR"))]
+        values = [
+            *self.command(service)[1:],
+            *(self.value(v, paths) for k, v in declared.items() if k.startswith("WATTSTREAM_") or k.endswith("_DIR")),
+        ]
         allowed = (str(self.volumes_root), str(REPO))
         return [v for v in values if v.startswith("/") and not v.startswith(allowed)]

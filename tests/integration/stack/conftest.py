@@ -5,6 +5,7 @@ The emulators (``aws_env``) and the ``pipeline`` come from tests/integration/con
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -35,7 +36,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(predicate, timeout_s: float, interval_s: float = 0.5) -> bool:  # noqa: ANN001
+def wait_for(predicate, timeout_s: float, interval_s: float = 0.5) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
@@ -64,8 +65,9 @@ class Processes:
     def start(self, name: str, argv: list[str], env: dict[str, str], cwd: Path | None = None) -> Started:
         log = self.log_dir / f"{name}.log"
         with open(log, "ab") as out:
-            proc = subprocess.Popen(argv, env=env, cwd=cwd or REPO, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                argv, env=env, cwd=cwd or REPO, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
         started = Started(name, proc, log)
         self.started.append(started)
         return started
@@ -81,10 +83,8 @@ class Processes:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         # The process was the leader of its own session: end anything it left behind there.
-        try:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
         return proc.returncode
 
     def stop_all(self) -> None:
@@ -115,8 +115,9 @@ def render_docker_mosquitto_conf(service: dict, volumes_root: Path, port: int, o
         host.mkdir(parents=True, exist_ok=True)
         mapping.append((target.rstrip("/"), host))
     conf_path = next(a for a in service["command"] if a.endswith(".conf"))
-    source_conf = next(host / Path(conf_path).relative_to(target) for target, host in mapping
-                       if conf_path.startswith(target + "/"))
+    source_conf = next(
+        host / Path(conf_path).relative_to(target) for target, host in mapping if conf_path.startswith(target + "/")
+    )
     lines = [f"user {getpass.getuser()}"]
     for line in source_conf.read_text().splitlines():
         if line.startswith("listener "):

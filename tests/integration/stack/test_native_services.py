@@ -90,22 +90,25 @@ def test_compose_services_run_natively(aws_env: dict[str, str], tmp_path: Path, 
         native[name] = (argv, env)
 
     # certs (one-shot): CA, server, bridge and the 20 boxes, in the shared `certs` volume.
-    certs = subprocess.run(native["certs"][0], env=native["certs"][1], cwd=REPO, capture_output=True, text=True,
-                           timeout=90)
+    certs = subprocess.run(
+        native["certs"][0], env=native["certs"][1], cwd=REPO, capture_output=True, text=True, timeout=90
+    )
     assert certs.returncode == 0, certs.stdout + certs.stderr
     cert_dir = rewrite.volumes_root / "certs"
     assert {"ca.crt", "server.crt", "server.key", "bridge.crt", "bridge.key"} <= {p.name for p in cert_dir.iterdir()}
     assert len(list((cert_dir / "devices").glob("box-*.crt"))) == 20
 
     # mosquitto (not ours, but the chain needs it): the image's config, on a free port.
-    conf = render_docker_mosquitto_conf(compose["services"]["mosquitto"], rewrite.volumes_root, broker_port,
-                                        tmp_path / "mosquitto.conf")
+    conf = render_docker_mosquitto_conf(
+        compose["services"]["mosquitto"], rewrite.volumes_root, broker_port, tmp_path / "mosquitto.conf"
+    )
     broker = processes.start("mosquitto", [mosquitto_binary(), "-c", str(conf)], dict(os.environ))
     assert wait_for(lambda: _listening(broker_port), 15, 0.1), broker.tail()
 
     # init (one-shot): the stream with 2 shards, the tables, the bucket.
-    init = subprocess.run(native["init"][0], env=native["init"][1], cwd=REPO, capture_output=True, text=True,
-                          timeout=110)
+    init = subprocess.run(
+        native["init"][0], env=native["init"][1], cwd=REPO, capture_output=True, text=True, timeout=110
+    )
     assert init.returncode == 0, init.stdout + init.stderr
     kinesis = boto3.client("kinesis", region_name="us-east-1")
     shards = kinesis.list_shards(StreamName=f"readings-{suffix}")["Shards"]
@@ -126,29 +129,39 @@ def test_compose_services_run_natively(aws_env: dict[str, str], tmp_path: Path, 
     assert wait_for(lambda: metric_sum(scrape(bridge_url), "wattstream_bridge_records_put_total") > 0, 30, 1), (
         bridge.tail() + devices.tail()
     )
-    assert wait_for(lambda: metric_sum(scrape(consumer_url), "wattstream_readings_stored_total") > 0, 90, 1), (
-        consumer.tail()
-    )
+    assert wait_for(
+        lambda: metric_sum(scrape(consumer_url), "wattstream_readings_stored_total") > 0, 90, 1
+    ), consumer.tail()
     for started in (consumer, bridge, devices, broker):
         assert started.proc.poll() is None, f"{started.name} exited:\n{started.tail()}"
 
     # The image's HEALTHCHECK, pointed at this consumer, passes.
     health = image_healthcheck(dockerfile_of(ours["consumer"]))
-    check = subprocess.run(rewrite.command({**ours["consumer"], "command": health}), env=native["consumer"][1],
-                           capture_output=True, text=True, timeout=30)
+    check = subprocess.run(
+        rewrite.command({**ours["consumer"], "command": health}),
+        env=native["consumer"][1],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert check.returncode == 0, check.stderr
 
     # `docker stop`: SIGTERM to each; all stop cleanly (the consumer after flushing).
     assert processes.stop(devices, timeout_s=40) == 0, devices.tail()
-    summary = json.loads(devices.tail(20_000)[devices.tail(20_000).rindex("{\n"):])
+    summary = json.loads(devices.tail(20_000)[devices.tail(20_000).rindex("{\n") :])
     assert summary["devices"] == 20
     assert processes.stop(bridge, timeout_s=20) == 0, bridge.tail()
     assert processes.stop(consumer, timeout_s=60) == 0, consumer.tail()
     assert "shutdown_flushed" in consumer.tail(500_000) or "batch_flushed" in consumer.tail(500_000)
     processes.stop(broker, timeout_s=10)
     # With the consumer gone, the health check fails.
-    failed = subprocess.run(rewrite.command({**ours["consumer"], "command": health}), env=native["consumer"][1],
-                            capture_output=True, text=True, timeout=30)
+    failed = subprocess.run(
+        rewrite.command({**ours["consumer"], "command": health}),
+        env=native["consumer"][1],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert failed.returncode != 0
 
 

@@ -35,9 +35,7 @@ PROMETHEUS_CONFIG = REPO / "docker" / "prometheus" / "prometheus.yml"
 
 
 def prometheus_binary() -> str | None:
-    return shutil.which("prometheus") or (
-        "/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None
-    )
+    return shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
 
 
 def render_config(targets: dict[str, str], out: Path) -> Path:
@@ -79,7 +77,7 @@ class PrometheusApi:
             return False
 
 
-def test_prometheus_reads_the_batch_metrics(pipeline, processes: Processes, tmp_path: Path) -> None:  # noqa: ANN001
+def test_prometheus_reads_the_batch_metrics(pipeline, processes: Processes, tmp_path: Path) -> None:
     binary = prometheus_binary()
     if binary is None:
         pytest.skip("prometheus is not installed (apt-get install -y prometheus)")
@@ -89,8 +87,12 @@ def test_prometheus_reads_the_batch_metrics(pipeline, processes: Processes, tmp_
     sequence_numbers: list[str] = []
     for k in range(ROUNDS):
         ts_ms = now_ms - (ROUNDS - 1 - k) * PER_MESSAGE * fleet.interval_ms
-        put_records(pipeline.kinesis, pipeline.settings.stream_name, fleet.messages(ts_ms, PER_MESSAGE, received_ms=now_ms),
-                    accepted=sequence_numbers)
+        put_records(
+            pipeline.kinesis,
+            pipeline.settings.stream_name,
+            fleet.messages(ts_ms, PER_MESSAGE, received_ms=now_ms),
+            accepted=sequence_numbers,
+        )
     records = DEVICES * ROUNDS
     readings = records * PER_MESSAGE
     assert len(sequence_numbers) == records
@@ -99,10 +101,17 @@ def test_prometheus_reads_the_batch_metrics(pipeline, processes: Processes, tmp_
     consumer = pipeline.start_consumer()
     port = free_port()
     config = render_config({"consumer:9108": f"127.0.0.1:{consumer.metrics_port}"}, tmp_path / "prometheus.yml")
-    prometheus = processes.start("prometheus", [
-        binary, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-        f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn",
-    ], env={"PATH": "/usr/bin:/bin"})
+    prometheus = processes.start(
+        "prometheus",
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+            "--log.level=warn",
+        ],
+        env={"PATH": "/usr/bin:/bin"},
+    )
     api = PrometheusApi(port)
     assert wait_for(lambda: api.ready() or prometheus.proc.poll() is not None, 30, 0.2), prometheus.tail()
     assert prometheus.proc.poll() is None, prometheus.tail()
@@ -112,17 +121,26 @@ def test_prometheus_reads_the_batch_metrics(pipeline, processes: Processes, tmp_
 
     # Prometheus has scraped the final values once its view of stored readings reaches them.
     assert wait_for(lambda: api.scalar("sum(wattstream_readings_stored_total)") == readings, 20, 0.5), (
-        api.query("wattstream_readings_stored_total"), prometheus.tail()
+        api.query("wattstream_readings_stored_total"),
+        prometheus.tail(),
     )
     assert api.scalar('up{job="consumer"}') == 1
     assert api.scalar("sum(wattstream_records_total)") == records
     assert len(api.query("wattstream_records_total")) == 2, "one series per shard"
     batches = api.scalar("sum(wattstream_batches_flushed_total)")
     assert batches == metric_sum(direct, "wattstream_batches_flushed_total") >= 2
-    by_trigger = {r["metric"]["trigger"]: float(r["value"][1])
-                  for r in api.query("sum by (trigger) (wattstream_batches_flushed_total)")}
-    assert sum(by_trigger.values()) == batches and set(by_trigger) <= {"size", "age", "bytes", "shutdown",
-                                                                       "shard_end", "replay"}
+    by_trigger = {
+        r["metric"]["trigger"]: float(r["value"][1])
+        for r in api.query("sum by (trigger) (wattstream_batches_flushed_total)")
+    }
+    assert sum(by_trigger.values()) == batches and set(by_trigger) <= {
+        "size",
+        "age",
+        "bytes",
+        "shutdown",
+        "shard_end",
+        "replay",
+    }
     # Histograms: one observation per batch; records per batch add up to the records sent.
     assert api.scalar("sum(wattstream_batch_records_count)") == batches
     assert api.scalar("sum(wattstream_batch_records_sum)") == records

@@ -47,8 +47,9 @@ def test_compose_file_validates() -> None:
     validator = compose_validator()
     if validator is None:
         pytest.skip("no compose validator: apt-get install -y docker-compose (Debian's v1 validates offline)")
-    result = subprocess.run([*validator, "-f", str(COMPOSE_FILE), "config", "-q"], capture_output=True, text=True,
-                            cwd=REPO, timeout=60)
+    result = subprocess.run(
+        [*validator, "-f", str(COMPOSE_FILE), "config", "-q"], capture_output=True, text=True, cwd=REPO, timeout=60
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -61,13 +62,22 @@ def _git_ignored(path: str) -> bool:
 def test_compose_services_reference_what_exists() -> None:
     compose = load_compose()
     services = compose["services"]
-    assert {"localstack", "init", "certs", "mosquitto", "bridge", "consumer", "devices", "prometheus",
-            "grafana"} <= set(services)
+    assert {
+        "localstack",
+        "init",
+        "certs",
+        "mosquitto",
+        "bridge",
+        "consumer",
+        "devices",
+        "prometheus",
+        "grafana",
+    } <= set(services)
     for name, svc in services.items():
         dockerfile = dockerfile_of(svc)
         if dockerfile:
             assert dockerfile.exists(), f"{name}: {dockerfile} missing"
-        for source, target in volume_mounts(svc):
+        for source, _target in volume_mounts(svc):
             if source.startswith((".", "/")):
                 assert (REPO / source).exists(), f"{name}: bind mount {source} missing"
                 assert not _git_ignored(source), f"{name}: bind mount {source} is git-ignored (never committed)"
@@ -100,7 +110,9 @@ def test_every_wattstream_setting_named_exists() -> None:
 
     known = {f"WATTSTREAM_{name.upper()}" for name in (*Settings.model_fields, *BridgeSettings.model_fields)}
     compose = load_compose()
-    named = {k for svc in our_services(compose).values() for k in service_environment(svc) if k.startswith("WATTSTREAM_")}
+    named = {
+        k for svc in our_services(compose).values() for k in service_environment(svc) if k.startswith("WATTSTREAM_")
+    }
     for dockerfile in (CONSUMER_DOCKERFILE, DEVICE_DOCKERFILE):
         named |= {k for k in image_env(dockerfile) if k.startswith("WATTSTREAM_")}
     assert named and named <= known, sorted(named - known)
@@ -110,8 +122,12 @@ def test_prometheus_config_is_valid() -> None:
     promtool = shutil.which("promtool")
     if promtool is None:
         pytest.skip("promtool not installed (Debian package prometheus)")
-    result = subprocess.run([promtool, "check", "config", str(REPO / "docker" / "prometheus" / "prometheus.yml")],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [promtool, "check", "config", str(REPO / "docker" / "prometheus" / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -162,8 +178,11 @@ def _dockerignore_excludes(path: str, patterns: list[str]) -> bool:
 @pytest.mark.parametrize("dockerfile", [CONSUMER_DOCKERFILE, DEVICE_DOCKERFILE], ids=lambda p: p.name)
 def test_build_context_builds_the_package(dockerfile: Path, tmp_path: Path) -> None:
     """What the build stage COPYs, filtered by .dockerignore, is enough to build the package."""
-    patterns = [line.strip() for line in (REPO / ".dockerignore").read_text().splitlines()
-                if line.strip() and not line.startswith("#")]
+    patterns = [
+        line.strip()
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
     context = tmp_path / "context"
     for ins in dockerfile_stages(dockerfile)[0]:
         if ins.keyword != "COPY" or ins.args.startswith("--from"):
@@ -183,13 +202,15 @@ def test_build_context_builds_the_package(dockerfile: Path, tmp_path: Path) -> N
     assert _dockerignore_excludes("node_modules/x", patterns) and _dockerignore_excludes(".git/HEAD", patterns)
     # An sdist through the package's own build backend: it fails on a missing readme or package.
     script = "import sys; from setuptools import build_meta; print(build_meta.build_sdist(sys.argv[1]))"
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "dist")], cwd=context,
-                            capture_output=True, text=True, timeout=110)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(tmp_path / "dist")], cwd=context, capture_output=True, text=True, timeout=110
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     sdist = tmp_path / "dist" / result.stdout.strip().splitlines()[-1]
     import tarfile
 
-    names = [n.split("/", 1)[1] for n in tarfile.open(sdist).getnames() if "/" in n]
+    with tarfile.open(sdist) as archive:
+        names = [n.split("/", 1)[1] for n in archive.getnames() if "/" in n]
     for package in ("readings", "batcher", "sinks", "consumer", "device", "bridge"):
         assert f"{package}/__init__.py" in names
     assert "consumer/resources/kcl-pom.xml" in names, "the KCL pom and logback config"
@@ -241,7 +262,15 @@ def test_grafana_provisioning_and_dashboard() -> None:
         assert names <= known, f"{title}: unknown metric {sorted(names - known)}"
         used |= names
     # The README's headline metrics all have a panel.
-    for name in ("wattstream_records_total", "wattstream_batches_flushed_total", "wattstream_flush_duration_seconds_bucket",
-                 "wattstream_dynamodb_writes_total", "wattstream_millis_behind_latest", "wattstream_rejected_total",
-                 "wattstream_energy_wh_total", "wattstream_readings_stored_total", "wattstream_batch_records_bucket"):
+    for name in (
+        "wattstream_records_total",
+        "wattstream_batches_flushed_total",
+        "wattstream_flush_duration_seconds_bucket",
+        "wattstream_dynamodb_writes_total",
+        "wattstream_millis_behind_latest",
+        "wattstream_rejected_total",
+        "wattstream_energy_wh_total",
+        "wattstream_readings_stored_total",
+        "wattstream_batch_records_bucket",
+    ):
         assert name in used, name

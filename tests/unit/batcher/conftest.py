@@ -6,8 +6,8 @@ Every fixture here is a stateless function, session-scoped so hypothesis tests c
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
-from typing import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 
 import pytest
 
@@ -23,7 +23,7 @@ DAY = "2026-11-27"
 def at(when: str) -> int:
     """Epoch ms of ``"13:30"``, ``"13:30:15"`` (on ``DAY``) or a full ``"2026-11-28T00:15"`` (UTC)."""
     text = when if "T" in when else f"{DAY}T{when}"
-    return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def make_reading(
@@ -47,7 +47,9 @@ def run_batch(readings: Iterable[Reading], prior: Mapping[str, DeviceState] | No
     return compute_batch(list(readings), persist(prior or {}), RULES)
 
 
-def run_batches(batches: Iterable[Iterable[Reading]], prior: Mapping[str, DeviceState] | None = None) -> list[BatchResult]:
+def run_batches(
+    batches: Iterable[Iterable[Reading]], prior: Mapping[str, DeviceState] | None = None
+) -> list[BatchResult]:
     """Each batch in turn, carrying every device's persisted state to the next one."""
     states = dict(prior or {})
     results = []

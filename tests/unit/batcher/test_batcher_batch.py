@@ -14,27 +14,44 @@ DEV = "box-0001"
 
 class TestBucketFigures:
     def test_samples_power_and_times_per_hour_and_day(self, reading, batch, at_ms) -> None:
-        result = batch([
-            reading(1, "12:10", 1_000, power_w=100.0),
-            reading(2, "12:50", 1_040, power_w=300.0),
-            reading(3, "13:05", 1_055),
-            reading(4, "13:30", 1_080, power_w=200.0),
-        ])
+        result = batch(
+            [
+                reading(1, "12:10", 1_000, power_w=100.0),
+                reading(2, "12:50", 1_040, power_w=300.0),
+                reading(3, "13:05", 1_055),
+                reading(4, "13:30", 1_080, power_w=200.0),
+            ]
+        )
         h12 = result.aggregates[(DEV, "h#2026-11-27T12")]
         h13 = result.aggregates[(DEV, "h#2026-11-27T13")]
         day = result.aggregates[(DEV, "d#2026-11-27")]
         # Energy: 40 in 12:10..12:50; 15 over 12:50..13:05 (10 in hour 12, 5 in 13); 25 in 13.
         assert h12 == BucketAggregate(
-            energy_wh=pytest.approx(50.0), samples=2, power_samples=2, power_sum_w=400.0, power_max_w=300.0,
-            first_ts_ms=at_ms("12:10"), last_ts_ms=at_ms("12:50"),
+            energy_wh=pytest.approx(50.0),
+            samples=2,
+            power_samples=2,
+            power_sum_w=400.0,
+            power_max_w=300.0,
+            first_ts_ms=at_ms("12:10"),
+            last_ts_ms=at_ms("12:50"),
         )
         assert h13 == BucketAggregate(
-            energy_wh=pytest.approx(30.0), samples=2, power_samples=1, power_sum_w=200.0, power_max_w=200.0,
-            first_ts_ms=at_ms("13:05"), last_ts_ms=at_ms("13:30"),
+            energy_wh=pytest.approx(30.0),
+            samples=2,
+            power_samples=1,
+            power_sum_w=200.0,
+            power_max_w=200.0,
+            first_ts_ms=at_ms("13:05"),
+            last_ts_ms=at_ms("13:30"),
         )
         assert day == BucketAggregate(
-            energy_wh=pytest.approx(80.0), samples=4, power_samples=3, power_sum_w=600.0, power_max_w=300.0,
-            first_ts_ms=at_ms("12:10"), last_ts_ms=at_ms("13:30"),
+            energy_wh=pytest.approx(80.0),
+            samples=4,
+            power_samples=3,
+            power_sum_w=600.0,
+            power_max_w=300.0,
+            first_ts_ms=at_ms("12:10"),
+            last_ts_ms=at_ms("13:30"),
         )
         assert set(result.aggregates) == {(DEV, "h#2026-11-27T12"), (DEV, "h#2026-11-27T13"), (DEV, "d#2026-11-27")}
 
@@ -81,10 +98,12 @@ class TestDedup:
         assert again.states[DEV].to_dict() == first.states[DEV].to_dict()
 
     def test_redelivery_mixed_with_new_readings(self, reading, batches) -> None:
-        _, second = batches([
-            [reading(1, "12:00", 1_000), reading(2, "12:10", 1_010)],
-            [reading(2, "12:10", 1_010), reading(3, "12:20", 1_025)],
-        ])
+        _, second = batches(
+            [
+                [reading(1, "12:00", 1_000), reading(2, "12:10", 1_010)],
+                [reading(2, "12:10", 1_010), reading(3, "12:20", 1_025)],
+            ]
+        )
         day = second.aggregates[(DEV, "d#2026-11-27")]
         assert (day.samples, day.energy_wh) == (1, pytest.approx(15.0))
 
@@ -113,11 +132,13 @@ class TestDedup:
 
 class TestLate:
     def test_late_reading_never_seen_counts_a_sample_but_no_energy(self, reading, batches) -> None:
-        first, late, after = batches([
-            [reading(1, "12:00", 1_000), reading(2, "12:10", 1_100), reading(4, "12:30", 1_300)],
-            [reading(3, "12:20", 1_200)],
-            [reading(5, "12:40", 1_400)],
-        ])
+        first, late, after = batches(
+            [
+                [reading(1, "12:00", 1_000), reading(2, "12:10", 1_100), reading(4, "12:30", 1_300)],
+                [reading(3, "12:20", 1_200)],
+                [reading(5, "12:40", 1_400)],
+            ]
+        )
         assert first.stats.energy_wh == pytest.approx(300.0)
         day = late.aggregates[(DEV, "d#2026-11-27")]
         assert (day.samples, day.energy_wh) == (1, 0.0)
@@ -126,21 +147,25 @@ class TestLate:
         assert after.stats.energy_wh == pytest.approx(100.0)
 
     def test_late_reading_with_an_odd_register_raises_no_suspicion(self, reading, batches) -> None:
-        _, late, after = batches([
-            [reading(1, "12:00", 1_000), reading(3, "12:20", 1_200)],
-            [reading(2, "12:10", 0)],
-            [reading(4, "12:30", 1_250)],
-        ])
+        _, late, after = batches(
+            [
+                [reading(1, "12:00", 1_000), reading(3, "12:20", 1_200)],
+                [reading(2, "12:10", 0)],
+                [reading(4, "12:30", 1_250)],
+            ]
+        )
         assert late.stats.energy_wh == 0.0
         assert after.stats.energy_wh == pytest.approx(50.0)
         assert not after.stats.flags
 
     def test_late_reading_seen_again_is_a_duplicate(self, reading, batches) -> None:
-        *_, again = batches([
-            [reading(1, "12:00", 1_000), reading(3, "12:20", 1_200)],
-            [reading(2, "12:10", 1_100)],
-            [reading(2, "12:10", 1_100)],
-        ])
+        *_, again = batches(
+            [
+                [reading(1, "12:00", 1_000), reading(3, "12:20", 1_200)],
+                [reading(2, "12:10", 1_100)],
+                [reading(2, "12:10", 1_100)],
+            ]
+        )
         assert again.aggregates == {}
         assert again.stats.duplicates == 1
 

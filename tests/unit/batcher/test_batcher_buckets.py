@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -14,7 +14,7 @@ HOUR_MS = 3_600_000
 
 
 def utc_ms(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=timezone.utc).timestamp() * 1000)
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
 def reference_split(energy_wh: float, start_ms: int, end_ms: int) -> dict[int, float]:
@@ -118,13 +118,30 @@ class TestBucketAggregate:
         assert (agg.first_ts_ms, agg.last_ts_ms) == (1_000, 3_000)
 
     def test_merge_adds_counts_and_keeps_extremes(self) -> None:
-        a = BucketAggregate(energy_wh=1.5, samples=2, power_samples=1, power_sum_w=10.0, power_max_w=10.0,
-                            first_ts_ms=100, last_ts_ms=200, resets=1)
+        a = BucketAggregate(
+            energy_wh=1.5,
+            samples=2,
+            power_samples=1,
+            power_sum_w=10.0,
+            power_max_w=10.0,
+            first_ts_ms=100,
+            last_ts_ms=200,
+            resets=1,
+        )
         b = BucketAggregate(energy_wh=2.0, samples=1, first_ts_ms=50, last_ts_ms=150, glitches=2, jumps=3)
         merged = a.merge(b)
-        assert merged == BucketAggregate(energy_wh=3.5, samples=3, power_samples=1, power_sum_w=10.0,
-                                         power_max_w=10.0, first_ts_ms=50, last_ts_ms=200,
-                                         resets=1, glitches=2, jumps=3)
+        assert merged == BucketAggregate(
+            energy_wh=3.5,
+            samples=3,
+            power_samples=1,
+            power_sum_w=10.0,
+            power_max_w=10.0,
+            first_ts_ms=50,
+            last_ts_ms=200,
+            resets=1,
+            glitches=2,
+            jumps=3,
+        )
         assert a.energy_wh == 1.5 and b.energy_wh == 2.0
 
     def test_dict_round_trip_drops_unknowns_and_restores_types(self) -> None:

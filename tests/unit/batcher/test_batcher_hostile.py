@@ -17,11 +17,11 @@ MIN = 60_000
 HOUR = 3_600_000
 
 
-def R(seq: int, ts_ms: int, energy_wh: float) -> Reading:  # noqa: N802 - reads like the rows of a table
+def R(seq: int, ts_ms: int, energy_wh: float) -> Reading:
     return Reading(DEV, seq, ts_ms, energy_wh)
 
 
-def energy(results) -> float:  # noqa: ANN001
+def energy(results) -> float:
     return sum(r.stats.energy_wh for r in results)
 
 
@@ -74,10 +74,12 @@ class TestSeqRestart:
         assert results[2].aggregates == {}
 
     def test_one_huge_seq_does_not_make_every_later_reading_late(self, batches) -> None:
-        results = batches([
-            [R(1, T, 1000), R(MAX_SEQ, T + MIN, 1001)],
-            [R(seq, T + MIN + seq * 10_000, 1001 + seq) for seq in range(2, 12)],
-        ])
+        results = batches(
+            [
+                [R(1, T, 1000), R(MAX_SEQ, T + MIN, 1001)],
+                [R(seq, T + MIN + seq * 10_000, 1001 + seq) for seq in range(2, 12)],
+            ]
+        )
         assert results[1].stats.late == 0
         assert energy(results) == pytest.approx(1012 - 1000)
 
@@ -93,8 +95,13 @@ class TestSeqRestart:
 class TestSpikes:
     def test_a_two_reading_spike_is_not_taken_for_a_reset(self, batch) -> None:
         # 50 kWh register; two readings spike 50 kWh higher, an hour apart; then the true value.
-        stream = [R(1, T, 50_000), R(2, T + MIN, 100_000), R(3, T + 61 * MIN, 100_001),
-                  R(4, T + 62 * MIN, 51_000), R(5, T + 63 * MIN, 51_010)]
+        stream = [
+            R(1, T, 50_000),
+            R(2, T + MIN, 100_000),
+            R(3, T + 61 * MIN, 100_001),
+            R(4, T + 62 * MIN, 51_000),
+            R(5, T + 63 * MIN, 51_010),
+        ]
         result = batch(stream)
         assert result.stats.energy_wh == pytest.approx(1_010)
         assert result.stats.flags["glitch"] == 1

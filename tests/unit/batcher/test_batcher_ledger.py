@@ -13,7 +13,7 @@ from batcher.ledger import Ledger, bucket_end_ms, settle
 DEV = "box-0001"
 
 
-def run(batches, reading, batch):  # noqa: ANN001
+def run(batches, reading, batch):
     """Each batch through compute_batch and settle, carrying states and ledgers."""
     states: dict = {}
     ledgers: dict = {}
@@ -34,11 +34,15 @@ def test_bucket_ends() -> None:
 
 
 def test_an_hour_is_written_once_when_the_time_base_passes_its_end(reading, batch) -> None:
-    first, second, third = run([
-        [(1, "12:10", 1_000), (2, "12:50", 1_040)],
-        [(3, "13:10", 1_060)],
-        [(4, "13:20", 1_070)],
-    ], reading, batch)
+    first, second, third = run(
+        [
+            [(1, "12:10", 1_000), (2, "12:50", 1_040)],
+            [(3, "13:10", 1_060)],
+            [(4, "13:20", 1_070)],
+        ],
+        reading,
+        batch,
+    )
     assert first.closed == {}
     assert set(second.closed) == {(DEV, "h#2026-11-27T12")}
     # 12:50 -> 13:10 is split half and half: hour 12 gets 40 + 10 Wh, two samples.
@@ -71,11 +75,16 @@ def test_a_day_closes_at_midnight_with_the_hours_figures(reading, batch) -> None
 
 
 def test_live_values_follow_the_newest_reading_and_the_open_hour(reading, batch) -> None:
-    first, second = run([[(1, "12:10", 1_000, 50.0), (2, "12:20", 1_010, 70.0)], [(2, "12:20", 1_010, 70.0)]],
-                        reading, batch)
+    first, second = run(
+        [[(1, "12:10", 1_000, 50.0), (2, "12:20", 1_010, 70.0)], [(2, "12:20", 1_010, 70.0)]], reading, batch
+    )
     live = first.live[DEV]
     assert (live.ts_ms, live.power_w, live.register_wh, live.hour) == (
-        reading(2, "12:20", 0).ts_ms, 70.0, 1_010, "h#2026-11-27T12")
+        reading(2, "12:20", 0).ts_ms,
+        70.0,
+        1_010,
+        "h#2026-11-27T12",
+    )
     assert (live.hour_energy_wh, live.hour_samples, live.hour_power_max_w) == (10, 2, 70.0)
     assert second.live == {}  # a redelivery changes nothing to show
 

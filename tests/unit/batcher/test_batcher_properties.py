@@ -9,8 +9,8 @@ arrival order).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -21,7 +21,7 @@ from readings.models import Reading
 
 HOUR_MS = 3_600_000
 MAX_POWER_W = 100_000
-START_MS = int(datetime(2026, 11, 27, tzinfo=timezone.utc).timestamp() * 1000)
+START_MS = int(datetime(2026, 11, 27, tzinfo=UTC).timestamp() * 1000)
 PROPERTY = settings(max_examples=200, deadline=None)
 
 
@@ -96,14 +96,15 @@ def two_devices(stream: Callable[[str], st.SearchStrategy[list[Reading]]]) -> st
 
 # ---- independent references and views ---------------------------------------------------------
 
+
 def hour_of(ts_ms: int) -> str:
-    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).strftime("h#%Y-%m-%dT%H")
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).strftime("h#%Y-%m-%dT%H")
 
 
 def reference_hourly_energy(stream: list[Reading]) -> dict[str, float]:
     """Each consecutive register delta spread over the hours in proportion to covered time."""
     out: dict[str, float] = defaultdict(float)
-    for a, b in zip(stream, stream[1:]):
+    for a, b in zip(stream, stream[1:], strict=False):
         delta_wh = b.energy_wh - a.energy_wh
         if b.ts_ms == a.ts_ms:
             out[hour_of(b.ts_ms)] += delta_wh
@@ -121,8 +122,18 @@ def totals(results: list[BatchResult]) -> dict[tuple[str, str], dict[str, float]
     out: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for result in results:
         for key, agg in result.aggregates.items():
-            for name in ("energy_wh", "samples", "power_samples", "power_sum_w", "resets", "glitches", "jumps",
-                         "clock_steps", "seq_restarts", "seq_conflicts"):
+            for name in (
+                "energy_wh",
+                "samples",
+                "power_samples",
+                "power_sum_w",
+                "resets",
+                "glitches",
+                "jumps",
+                "clock_steps",
+                "seq_restarts",
+                "seq_conflicts",
+            ):
                 out[key][name] += getattr(agg, name)
     return {key: dict(figures) for key, figures in out.items()}
 
@@ -139,6 +150,7 @@ def snapshot(result: BatchResult) -> tuple[dict, dict]:
 
 
 # ---- properties -------------------------------------------------------------------------------
+
 
 @PROPERTY
 @given(stream=plausible_stream())
@@ -216,7 +228,7 @@ def test_batch_boundaries_do_not_change_the_result_for_any_arrival_order(earlier
     prior = batch(earlier).states if data.draw(st.booleans(), label="with prior") else {}
     cuts = sorted(data.draw(st.sets(st.integers(min_value=0, max_value=len(stream)), max_size=6), label="cuts"))
     bounds = [0, *cuts, len(stream)]
-    parts = [stream[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
+    parts = [stream[lo:hi] for lo, hi in zip(bounds, bounds[1:], strict=False)]
 
     whole = batch(stream, prior)
     split = batches(parts, prior)
@@ -250,10 +262,12 @@ def test_redelivery_mixed_into_a_later_batch_adds_only_the_new_readings(stream, 
     assert all(r.seq > last[r.device_id].seq for r in fresh)
     repeats = data.draw(st.lists(st.sampled_from(stream), max_size=20), label="repeats")
     # The repeats land anywhere among the fresh readings, which keep their own order.
-    slots = data.draw(st.lists(st.integers(min_value=0, max_value=len(fresh)), min_size=len(repeats),
-                               max_size=len(repeats)), label="slots")
+    slots = data.draw(
+        st.lists(st.integers(min_value=0, max_value=len(fresh)), min_size=len(repeats), max_size=len(repeats)),
+        label="slots",
+    )
     mixed = list(fresh)
-    for slot, repeat in sorted(zip(slots, repeats), key=lambda pair: -pair[0]):
+    for slot, repeat in sorted(zip(slots, repeats, strict=False), key=lambda pair: -pair[0]):
         mixed.insert(slot, repeat)
     assert totals(batches([stream, mixed])[1:]) == totals(batches([stream, fresh])[1:])
 
@@ -263,7 +277,7 @@ def test_redelivery_mixed_into_a_later_batch_adds_only_the_new_readings(stream, 
 def test_batch_boundaries_do_not_change_the_result(stream, data, batch, batches) -> None:
     cuts = sorted(data.draw(st.sets(st.integers(min_value=0, max_value=len(stream)), max_size=6), label="cuts"))
     bounds = [0, *cuts, len(stream)]
-    parts = [stream[lo:hi] for lo, hi in zip(bounds, bounds[1:])]
+    parts = [stream[lo:hi] for lo, hi in zip(bounds, bounds[1:], strict=False)]
 
     assert_same_totals(totals(batches(parts)), totals([batch(stream)]))
 
@@ -295,7 +309,9 @@ def test_a_hostile_stream_counts_no_more_than_real_time_allows_however_it_is_cut
     cuts = sorted(data.draw(st.sets(st.integers(min_value=0, max_value=len(stream)), max_size=4), label="cuts"))
     bounds = [0, *cuts, len(stream)]
     whole = batch(stream)
-    assert_same_totals(totals(batches([stream[lo:hi] for lo, hi in zip(bounds, bounds[1:])])), totals([whole]))
+    assert_same_totals(
+        totals(batches([stream[lo:hi] for lo, hi in zip(bounds, bounds[1:], strict=False)])), totals([whole])
+    )
     tolerance_wh = 1.0
     for device_id in ("box-a", "box-b"):
         own = [r for r in stream if r.device_id == device_id]

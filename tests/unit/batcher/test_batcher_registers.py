@@ -32,11 +32,13 @@ class TestBaseline:
         assert flags(result) == (0, 0, 0)
 
     def test_each_device_has_its_own_baseline(self, reading, batch) -> None:
-        result = batch([
-            reading(1, "12:00", 1_000, device_id="a"),
-            reading(1, "12:00", 9_000, device_id="b"),
-            reading(2, "12:30", 1_010, device_id="a"),
-        ])
+        result = batch(
+            [
+                reading(1, "12:00", 1_000, device_id="a"),
+                reading(1, "12:00", 9_000, device_id="b"),
+                reading(2, "12:30", 1_010, device_id="a"),
+            ]
+        )
         assert result.aggregates[("a", H12)].energy_wh == pytest.approx(10.0)
         assert result.aggregates[("b", H12)].energy_wh == 0.0
 
@@ -91,12 +93,14 @@ class TestGlitch:
         assert flags(result) == (0, 1, 0)
 
     def test_later_readings_continue_from_the_old_value(self, reading, batch) -> None:
-        result = batch([
-            reading(1, "12:00", 1_000),
-            reading(2, "12:10", 0),
-            reading(3, "12:20", 1_010),
-            reading(4, "12:30", 1_015),
-        ])
+        result = batch(
+            [
+                reading(1, "12:00", 1_000),
+                reading(2, "12:10", 0),
+                reading(3, "12:20", 1_010),
+                reading(4, "12:30", 1_015),
+            ]
+        )
         assert energies(result)[D27] == pytest.approx(15.0)
 
 
@@ -122,33 +126,39 @@ class TestReset:
 
 class TestJump:
     def test_register_that_stays_up_counts_only_what_follows(self, reading, batch) -> None:
-        result = batch([
-            reading(1, "12:00", 1_000),
-            reading(2, "12:01", 1_000_000),
-            reading(3, "12:02", 1_000_500),
-        ])
+        result = batch(
+            [
+                reading(1, "12:00", 1_000),
+                reading(2, "12:01", 1_000_000),
+                reading(3, "12:02", 1_000_500),
+            ]
+        )
         assert energies(result)[D27] == pytest.approx(500.0)
         assert flags(result) == (0, 0, 1)
 
     def test_spike_that_comes_back_is_a_jump_and_counts_nothing(self, reading, batch) -> None:
         # 1000 -> 1,000,000 -> 1010: the spike is not energy; 10 Wh over 12:00..12:02 is.
-        result = batch([
-            reading(1, "12:00", 1_000),
-            reading(2, "12:01", 1_000_000),
-            reading(3, "12:02", 1_010),
-        ])
+        result = batch(
+            [
+                reading(1, "12:00", 1_000),
+                reading(2, "12:01", 1_000_000),
+                reading(3, "12:02", 1_010),
+            ]
+        )
         assert energies(result)[D27] == pytest.approx(10.0)
         assert flags(result) == (0, 0, 1)
 
     def test_spike_followed_by_neither_value_is_still_a_jump(self, reading, batch) -> None:
         # The spike is flagged when 0 continues neither 1000 nor 1,000,000; the 0 is then held
         # itself and 1010 comes back to 1000, so the 0 was a glitch.
-        result = batch([
-            reading(1, "12:00", 1_000),
-            reading(2, "12:01", 1_000_000),
-            reading(3, "12:02", 0),
-            reading(4, "12:03", 1_010),
-        ])
+        result = batch(
+            [
+                reading(1, "12:00", 1_000),
+                reading(2, "12:01", 1_000_000),
+                reading(3, "12:02", 0),
+                reading(4, "12:03", 1_010),
+            ]
+        )
         assert energies(result)[D27] == pytest.approx(10.0)
         assert flags(result) == (0, 1, 1)
 
@@ -160,29 +170,35 @@ class TestJump:
 
 class TestSuspectAcrossBatches:
     def test_glitch_decided_in_the_next_batch(self, reading, batches) -> None:
-        first, second = batches([
-            [reading(1, "12:00", 1_000), reading(2, "12:10", 0)],
-            [reading(3, "12:20", 1_030)],
-        ])
+        first, second = batches(
+            [
+                [reading(1, "12:00", 1_000), reading(2, "12:10", 0)],
+                [reading(3, "12:20", 1_030)],
+            ]
+        )
         assert energies(first)[D27] == 0.0
         assert flags(first) == (0, 0, 0)  # undecided yet
         assert energies(second) == {H12: pytest.approx(30.0), D27: pytest.approx(30.0)}
         assert flags(second) == (0, 1, 0)
 
     def test_reset_decided_in_the_next_batch(self, reading, batches) -> None:
-        first, second = batches([
-            [reading(1, "12:00", 5_000), reading(2, "12:10", 2)],
-            [reading(3, "12:20", 7)],
-        ])
+        first, second = batches(
+            [
+                [reading(1, "12:00", 5_000), reading(2, "12:10", 2)],
+                [reading(3, "12:20", 7)],
+            ]
+        )
         assert energies(first)[D27] == 0.0
         assert energies(second)[D27] == pytest.approx(7.0)
         assert flags(second) == (1, 0, 0)
 
     def test_suspect_alone_in_its_batch(self, reading, batches) -> None:
-        results = batches([
-            [reading(1, "12:00", 1_000)],
-            [reading(2, "12:01", 1_000_000)],
-            [reading(3, "12:02", 1_000_020)],
-        ])
+        results = batches(
+            [
+                [reading(1, "12:00", 1_000)],
+                [reading(2, "12:01", 1_000_000)],
+                [reading(3, "12:02", 1_000_020)],
+            ]
+        )
         assert [r.stats.energy_wh for r in results] == [0.0, 0.0, pytest.approx(20.0)]
         assert flags(results[2]) == (0, 0, 1)

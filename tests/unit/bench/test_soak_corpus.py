@@ -52,7 +52,9 @@ def test_the_account_matches_the_batcher_for_every_behaviour() -> None:
 
 
 def test_latency_spreads_each_batch_between_its_first_and_last_arrival() -> None:
-    flushes = [{"records": 3, "arrival_first_ms": 0, "arrival_last_ms": 2000, "committed_ms": 4000},
-               {"records": 1, "arrival_first_ms": 0, "arrival_last_ms": 0, "committed_ms": 10_000}]
+    flushes = [
+        {"records": 3, "arrival_first_ms": 0, "arrival_last_ms": 2000, "committed_ms": 4000},
+        {"records": 1, "arrival_first_ms": 0, "arrival_last_ms": 0, "committed_ms": 10_000},
+    ]
     # Latencies 4, 3, 2 and 10 s.
     assert latency_quantiles(flushes, (0.0, 0.5, 1.0)) == [2.0, 4.0, 10.0]

@@ -47,7 +47,8 @@ def test_payload_that_is_not_a_json_object_fails_the_rule(payload: bytes) -> Non
 
 
 @pytest.mark.parametrize(
-    "topic", ["energy/consumption", "energy/consumption/", "energy/consumption/a/b", "energy/other/box-a", "x/consumption/a"]
+    "topic",
+    ["energy/consumption", "energy/consumption/", "energy/consumption/a/b", "energy/other/box-a", "x/consumption/a"],
 )
 def test_topics_outside_the_filter_do_not_fire(topic: str) -> None:
     assert apply_rule(topic, b"{}", 1) is None

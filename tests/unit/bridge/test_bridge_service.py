@@ -15,8 +15,8 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import pytest
-from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import REGISTRY
 
 from bridge.broker import free_port
@@ -57,8 +57,11 @@ class Harness:
             self.bridge.process(batch)
 
     def dead_letters(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for path in sorted(self.dead_letter_dir.glob("*.jsonl"))
-                for line in path.read_text().splitlines()]
+        return [
+            json.loads(line)
+            for path in sorted(self.dead_letter_dir.glob("*.jsonl"))
+            for line in path.read_text().splitlines()
+        ]
 
 
 @pytest.fixture(scope="module")
@@ -70,8 +73,13 @@ def cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def make_bridge(cert_dir: Path, tmp_path: Path, clock: Any = lambda: RECEIVED_MS) -> Harness:
     config = BridgeConfig(
-        host="127.0.0.1", port=free_port(), ca_file=cert_dir / "ca.crt", cert_file=cert_dir / "bridge.crt",
-        key_file=cert_dir / "bridge.key", batch_max_wait_s=0.0, dead_letter_dir=tmp_path / "dead-letter",
+        host="127.0.0.1",
+        port=free_port(),
+        ca_file=cert_dir / "ca.crt",
+        cert_file=cert_dir / "bridge.crt",
+        key_file=cert_dir / "bridge.key",
+        batch_max_wait_s=0.0,
+        dead_letter_dir=tmp_path / "dead-letter",
     )
     kinesis = FakeKinesis()
     bridge = Bridge(config, KinesisWriter(kinesis, "stream", sleep=lambda s: None), clock=clock)

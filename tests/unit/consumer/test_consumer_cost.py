@@ -99,7 +99,15 @@ def test_a_message_past_5_kb_is_metered_as_two_steps() -> None:
 def test_options_move_the_lines_they_should() -> None:
     base = bill(FleetShape(), "wattstream", UNITS, PRICES, "provisioned")
     twice = bill(FleetShape(boxes=20_000), "wattstream", UNITS, PRICES, "provisioned")
-    for key in ("iot_connectivity", "iot_rules", "kinesis_put_units", "dynamodb_writes", "s3_puts", "s3_storage", "dynamodb_storage"):
+    for key in (
+        "iot_connectivity",
+        "iot_rules",
+        "kinesis_put_units",
+        "dynamodb_writes",
+        "s3_puts",
+        "s3_storage",
+        "dynamodb_storage",
+    ):
         assert twice.line(key).usd == pytest.approx(2 * base.line(key).usd), key
 
     kept = bill(FleetShape(months_kept=24), "wattstream", UNITS, PRICES, "provisioned")
@@ -119,7 +127,10 @@ def test_throughput_shards_take_the_larger_of_records_and_bytes() -> None:
     # 100,000 boxes / 10 s / 6 = 1,666.7 records/s: two shards by records.
     assert throughput_shards(FleetShape(boxes=100_000)) == 2
     # 1,000 messages/s of 2,000 B + 56 B = 2,056,000 B/s: two shards by bytes (1 MiB each).
-    assert throughput_shards(FleetShape(boxes=10_000, reading_interval_s=1, readings_per_message=10, message_bytes=2_000)) == 2
+    assert (
+        throughput_shards(FleetShape(boxes=10_000, reading_interval_s=1, readings_per_message=10, message_bytes=2_000))
+        == 2
+    )
     # An on-demand stream has the capacity of 4 shards at least.
     assert bill(FleetShape(), "wattstream", UNITS, PRICES, "on-demand").shards == 4
 
@@ -144,7 +155,9 @@ def test_the_cheaper_kinesis_mode_is_chosen_per_design() -> None:
     chosen = estimate(FleetShape(), DESIGNS, UNITS, PRICES)
     assert chosen.kinesis_chosen
     for b in chosen.bills:
-        other = bill(FleetShape(), b.design, UNITS, PRICES, "on-demand" if b.kinesis_mode == "provisioned" else "provisioned")  # type: ignore[arg-type]
+        other = bill(
+            FleetShape(), b.design, UNITS, PRICES, "on-demand" if b.kinesis_mode == "provisioned" else "provisioned"
+        )  # type: ignore[arg-type]
         assert b.total_usd <= other.total_usd
     forced = estimate(FleetShape(), ("wattstream",), UNITS, PRICES, "on-demand")
     assert not forced.kinesis_chosen and forced.bills[0].kinesis_mode == "on-demand"
@@ -187,7 +200,9 @@ def test_the_shipped_units_say_how_they_were_measured_and_placeholders_say_so(tm
     assert UNITS["measured"] is True and UNITS["command"].startswith("python -m bench.fleet_cost")
     notes = bill(FleetShape(), "wattstream", UNITS, PRICES, "provisioned").notes
     assert not any("placeholders" in note for note in notes)
-    assert any("another shape" in note for note in bill(FleetShape(boxes=5), "wattstream", UNITS, PRICES, "provisioned").notes)
+    assert any(
+        "another shape" in note for note in bill(FleetShape(boxes=5), "wattstream", UNITS, PRICES, "provisioned").notes
+    )
     path = tmp_path / "units.json"
     path.write_text(json.dumps({**UNITS, "measured": False}))
     placeholder_notes = bill(FleetShape(), "wattstream", load_units(path), PRICES, "provisioned").notes
@@ -214,5 +229,10 @@ def test_cli_text_says_which_kinesis_mode_and_refuses_bad_shapes() -> None:
     assert "side by side" in runner.invoke(main, ["cost"]).output
     refused = runner.invoke(main, ["cost", "--message-bytes", str(200 * 1024)])
     assert refused.exit_code != 0 and "a message must be" in refused.output
-    assert math.isfinite(float(json.loads(runner.invoke(main, ["cost", "--format", "json"]).output)
-                              ["designs"]["lambda"]["usd_per_million_readings"]))
+    assert math.isfinite(
+        float(
+            json.loads(runner.invoke(main, ["cost", "--format", "json"]).output)["designs"]["lambda"][
+                "usd_per_million_readings"
+            ]
+        )
+    )

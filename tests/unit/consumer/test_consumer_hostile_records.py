@@ -21,16 +21,15 @@ from hypothesis import strategies as st
 from batcher import RegisterRules, compute_batch
 from batcher.ledger import settle
 from consumer.processor import MAX_REJECTIONS_LISTED, PendingRecord
+from consumer.protocol import ShardMemory
 from readings import Reason, decode_record, to_rfc3339
 from readings.decode import MAX_READINGS, MAX_RECORD_BYTES
-from sinks.aggregates import bucket_item
+from sinks.aggregates import bucket_item, seq_marker
 from sinks.archive import decode_lines, encode_lines
 from sinks.dynamo import decode_item, encode_item
 from sinks.limits import refusals
-from sinks.live import _wire_list, entry, group_of, live_key, marker_attr
+from sinks.live import _wire_list, device_attr, entry, group_of, live_key, marker_attr
 from sinks.snapshot import decode_snapshot, encode_snapshot
-from sinks.aggregates import seq_marker
-from consumer.protocol import ShardMemory
 
 RECEIVED_MS = 1_795_784_700_000  # 2026-11-27T13:05:00Z
 SHARD = "shardId-000000000001"
@@ -44,8 +43,23 @@ FUZZ = settings(
 # ---- what a hostile producer can put in a record ----------------------------------------------
 
 odd_ids = st.sampled_from(
-    ["box-0001", "box-0002", "", "box/1", "box#1", "b\x00x", "b\nx", "b\ud800", "Ьox-0001", "x" * 129,
-     "x" * 3000, "wattstream-bridge", "a.b", "..", "box 1"]
+    [
+        "box-0001",
+        "box-0002",
+        "",
+        "box/1",
+        "box#1",
+        "b\x00x",
+        "b\nx",
+        "b\ud800",
+        "Ьox-0001",
+        "x" * 129,
+        "x" * 3000,
+        "wattstream-bridge",
+        "a.b",
+        "..",
+        "box 1",
+    ]
 )
 ids = st.one_of(odd_ids, st.text(max_size=12), st.from_regex(r"[A-Za-z0-9:_-]{1,16}", fullmatch=True))
 numbers = st.one_of(
@@ -76,7 +90,8 @@ def timestamps(draw: st.DrawFn) -> Any:
 
 scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=20))
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
 readings = st.fixed_dictionaries(
@@ -94,7 +109,9 @@ readings = st.fixed_dictionaries(
 # Mostly plausible readings so the batch computation sees valid ones too.
 plausible = st.builds(
     lambda seq, offset, energy: {"seq": seq, "ts": to_rfc3339(RECEIVED_MS + offset), "energy_wh": energy},
-    st.integers(min_value=0, max_value=60), offsets_ms, st.floats(min_value=0, max_value=1e6),
+    st.integers(min_value=0, max_value=60),
+    offsets_ms,
+    st.floats(min_value=0, max_value=1e6),
 )
 
 
@@ -127,6 +144,7 @@ def records(draw: st.DrawFn) -> tuple[str, bytes]:
 
 # ---- the path of a record, as the consumer takes it ----------------------------------------------
 
+
 def through_the_store(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Encode for DynamoDB, check the rules DynamoDB enforces, decode as the store reads back."""
     back = []
@@ -142,14 +160,17 @@ def check_batch(pending: list[PendingRecord], prior: tuple[ShardMemory, dict]) -
     result = compute_batch([r for p in pending for r in p.readings], memory.states, RULES)
     settled = settle(result, memory.ledgers)
     marker = seq_marker(pending[-1].sequence_number)
-    items = [bucket_item(d, b, agg) | {"w": SHARD, "s": marker}
-             for (d, b), agg in {**settled.closed, **settled.corrections}.items()]
+    items = [
+        bucket_item(d, b, agg) | {"w": SHARD, "s": marker}
+        for (d, b), agg in {**settled.closed, **settled.corrections}.items()
+    ]
     through_the_store(items)
     groups: dict[int, dict[str, Any]] = {}
     for device_id, live in settled.live.items():
         assert _wire_list(entry(live)) == encode_item({"x": entry(live)})["x"]
         groups.setdefault(group_of(device_id, 4), live_key(group_of(device_id, 4)) | {marker_attr(SHARD): marker})[
-            device_id] = entry(live)
+            device_attr(device_id)
+        ] = entry(live)
     through_the_store(list(groups.values()))
     after = ShardMemory({**memory.states, **result.states}, {**memory.ledgers, **settled.ledgers})
     # The snapshot round trip is the store's too: the next batch starts from what it reads back.
@@ -183,6 +204,7 @@ def test_no_record_raises_or_makes_an_item_the_store_refuses(stream, cut) -> Non
 
 # ---- memory per record ---------------------------------------------------------------------------
 
+
 def _peak_bytes(data: bytes) -> tuple[int, PendingRecord]:
     tracemalloc.start()
     try:
@@ -197,7 +219,9 @@ def _peak_bytes(data: bytes) -> tuple[int, PendingRecord]:
 
 def _record(readings_json: bytes) -> bytes:
     return b'{"v":1,"device_id":"box-0001","thing":"box-0001","received_ms":%d,"readings":[%s]}' % (
-        RECEIVED_MS, readings_json)
+        RECEIVED_MS,
+        readings_json,
+    )
 
 
 def test_a_128_kb_message_of_bare_numbers_is_one_small_dead_letter() -> None:
@@ -240,7 +264,9 @@ def test_a_decoder_failure_no_rule_foresaw_is_the_record_s_dead_letter(monkeypat
 
     monkeypatch.setattr(processor_module, "decode_record", broken)
     shard = processor_module.ShardProcessor(Settings(), stores=None)
-    record = SimpleNamespace(binary_data=b"{}", timestamp_millis=RECEIVED_MS, sequence_number="7", partition_key="box-1")
+    record = SimpleNamespace(
+        binary_data=b"{}", timestamp_millis=RECEIVED_MS, sequence_number="7", partition_key="box-1"
+    )
     pending = shard._decode(record)
     assert pending.readings == []
     line = pending.dead_letter_line(SHARD)

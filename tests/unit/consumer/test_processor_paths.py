@@ -12,8 +12,9 @@ from __future__ import annotations
 import base64
 import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import orjson
 import pytest
@@ -68,10 +69,17 @@ class Checkpointer:
 
 
 def records(payloads: list[tuple[str, bytes]], first_seq: int = BASE_SEQ) -> list[dict[str, Any]]:
-    return [{"action": "record", "data": base64.b64encode(data).decode(), "partitionKey": key,
-             "sequenceNumber": str(first_seq + i * 1_000_000), "subSequenceNumber": 0,
-             "approximateArrivalTimestamp": RECEIVED_MS + i}
-            for i, (key, data) in enumerate(payloads)]
+    return [
+        {
+            "action": "record",
+            "data": base64.b64encode(data).decode(),
+            "partitionKey": key,
+            "sequenceNumber": str(first_seq + i * 1_000_000),
+            "subSequenceNumber": 0,
+            "approximateArrivalTimestamp": RECEIVED_MS + i,
+        }
+        for i, (key, data) in enumerate(payloads)
+    ]
 
 
 def after(stream: list[dict[str, Any]], checkpoint: str) -> list[dict[str, Any]]:
@@ -79,9 +87,16 @@ def after(stream: list[dict[str, Any]], checkpoint: str) -> list[dict[str, Any]]
     return stream if not checkpoint.isdigit() else [r for r in stream if int(r["sequenceNumber"]) > int(checkpoint)]
 
 
-def start(stores: Stores, checkpoint: str = "TRIM_HORIZON", *, owner: str = "worker-a", shard: str = SHARD,
-          lineage_of: Callable[[str], Lineage] = Lineage, settings: Settings = SETTINGS,
-          clock_ms: Callable[[], int] = lambda: NOW_MS) -> ShardProcessor:
+def start(
+    stores: Stores,
+    checkpoint: str = "TRIM_HORIZON",
+    *,
+    owner: str = "worker-a",
+    shard: str = SHARD,
+    lineage_of: Callable[[str], Lineage] = Lineage,
+    settings: Settings = SETTINGS,
+    clock_ms: Callable[[], int] = lambda: NOW_MS,
+) -> ShardProcessor:
     proc = ShardProcessor(settings, stores=stores, lineage_of=lineage_of, clock_ms=clock_ms, owner=owner)
     message("initialize", shardId=shard, sequenceNumber=checkpoint, subSequenceNumber=0).dispatch(None, proc)
     return proc
@@ -103,8 +118,9 @@ def stores_of(backend: MemoryBackend, **replaced: Any) -> Stores:
 def contents(backend: MemoryBackend) -> dict[str, Any]:
     """Everything stored, but the claim (epoch, owner): each new processor claims the shard anew."""
     out = backend.contents()
-    out["state"] = {key: {k: v for k, v in item.items() if k not in ("epoch", "owner")}
-                    for key, item in out["state"].items()}
+    out["state"] = {
+        key: {k: v for k, v in item.items() if k not in ("epoch", "owner")} for key, item in out["state"].items()
+    }
     return out
 
 
@@ -122,8 +138,9 @@ def rounds(count: int, per_message: int = 20) -> list[list[tuple[str, bytes]]]:
     """``count`` rounds of one message per device, each ``per_message`` readings a minute apart."""
     fleet = Fleet(8, interval_ms=60_000, seed=3)
     start_ms = RECEIVED_MS - 86_400_000
-    return [fleet.messages(start_ms + k * per_message * fleet.interval_ms, per_message, RECEIVED_MS)
-            for k in range(count)]
+    return [
+        fleet.messages(start_ms + k * per_message * fleet.interval_ms, per_message, RECEIVED_MS) for k in range(count)
+    ]
 
 
 ROUNDS = rounds(6)
@@ -210,10 +227,17 @@ def test_the_crashes_below_fall_in_the_second_batch_which_reaches_every_step() -
     run(backend, records(RICH), stores_of(backend, **{n: Recording(n, getattr(backend, n), calls) for n in names}))
     begun = [i for i, (store, method, _) in enumerate(calls) if method == "begin_batch"]
     assert len(begun) == 4
-    second = calls[begun[1]:begun[2]]
+    second = calls[begun[1] : begun[2]]
     assert [(store, method) for store, method, _ in second] == [
-        ("manifests", "begin_batch"), ("archive", "put"), ("archive", "put"), ("aggregates", "write_closed"),
-        ("aggregates", "correct"), ("live", "write"), ("snapshots", "put"), ("snapshots", "delete")]
+        ("manifests", "begin_batch"),
+        ("archive", "put"),
+        ("archive", "put"),
+        ("aggregates", "write_closed"),
+        ("aggregates", "correct"),
+        ("live", "write"),
+        ("snapshots", "put"),
+        ("snapshots", "delete"),
+    ]
     by_name = {(store, method): args for store, method, args in second}
     assert by_name[("aggregates", "write_closed")][1] and by_name[("aggregates", "correct")][1]
     assert by_name[("archive", "put")][0].startswith("dead-letter/")
@@ -254,8 +278,9 @@ def crash_and_replay(backend: MemoryBackend, stores: Stores, first: Checkpointer
 
 
 @pytest.mark.parametrize("store,method,call,after_call", CRASHES.values(), ids=CRASHES.keys())
-def test_a_crash_between_two_steps_ends_as_if_it_never_happened(store: str, method: str, call: int,
-                                                               after_call: bool) -> None:
+def test_a_crash_between_two_steps_ends_as_if_it_never_happened(
+    store: str, method: str, call: int, after_call: bool
+) -> None:
     backend = MemoryBackend(live_groups=SETTINGS.live_groups)
     stores = stores_of(backend, **{store: crash_at(getattr(backend, store), method, call=call, after=after_call)})
     checkpoints = crash_and_replay(backend, stores)
@@ -280,22 +305,30 @@ def test_a_crash_in_the_middle_of_the_dynamodb_writes_ends_as_if_it_never_happen
 
     table = MemoryTable()
     backend = MemoryBackend(live_groups=SETTINGS.live_groups, aggregates_table=table)
-    hooked = MemoryBackend(live_groups=SETTINGS.live_groups, state_table=backend.state_table, bucket=backend.bucket,
-                           aggregates_table=crash_at(table, "put", call=first_batch_puts + table_call))
+    hooked = MemoryBackend(
+        live_groups=SETTINGS.live_groups,
+        state_table=backend.state_table,
+        bucket=backend.bucket,
+        aggregates_table=crash_at(table, "put", call=first_batch_puts + table_call),
+    )
     checkpoints = crash_and_replay(backend, stores_of(hooked))
     assert (checkpoints, contents(backend)) == (crash_free()[1], crash_free()[0])
 
 
 def test_a_crash_between_the_live_groups_ends_as_if_it_never_happened() -> None:
     first_batch = {key for key, _ in RICH[:BATCH]}
-    second_batch = {key for key, _ in RICH[BATCH:2 * BATCH]}
+    second_batch = {key for key, _ in RICH[BATCH : 2 * BATCH]}
     groups = {group_of(device, SETTINGS.live_groups) for device in first_batch}
     assert len({group_of(device, SETTINGS.live_groups) for device in second_batch}) > 1
     table = MemoryTable()
     backend = MemoryBackend(live_groups=SETTINGS.live_groups, aggregates_table=table)
     # One update per group the first batch touched; the second batch dies after its first.
-    hooked = MemoryBackend(live_groups=SETTINGS.live_groups, state_table=backend.state_table, bucket=backend.bucket,
-                           aggregates_table=crash_at(table, "update", call=len(groups) + 1, after=True))
+    hooked = MemoryBackend(
+        live_groups=SETTINGS.live_groups,
+        state_table=backend.state_table,
+        bucket=backend.bucket,
+        aggregates_table=crash_at(table, "update", call=len(groups) + 1, after=True),
+    )
     checkpoints = crash_and_replay(backend, stores_of(hooked))
     assert (checkpoints, contents(backend)) == (crash_free()[1], crash_free()[0])
 
@@ -319,8 +352,11 @@ def test_a_second_crash_during_the_replay_is_replayed_too() -> None:
     first = Checkpointer()
     with pytest.raises(Crash):
         feed(start(stores_of(backend, live=crash_at(backend.live, "write", call=2))), stream, first)
-    replaying = start(stores_of(backend, archive=crash_at(backend.archive, "put", call=1, after=True)),
-                      first.checkpoints[-1], owner="worker-b")
+    replaying = start(
+        stores_of(backend, archive=crash_at(backend.archive, "put", call=1, after=True)),
+        first.checkpoints[-1],
+        owner="worker-b",
+    )
     assert replaying.phase is Phase.REPLAYING
     with pytest.raises(Crash):
         feed(replaying, after(stream, first.checkpoints[-1]), Checkpointer())
@@ -491,8 +527,12 @@ def test_a_split_continues_every_device_where_the_parent_left_it() -> None:
     backend = MemoryBackend(live_groups=SETTINGS.live_groups)
     children = {"shardId-000000000008": (0, 2**127 - 1), "shardId-000000000009": (2**127, 2**128 - 1)}
     lineages = {SHARD: Lineage(SHARD, descendants=frozenset(children))}
-    lineages.update({child: Lineage(child, parents=(SHARD,), ancestors=frozenset({SHARD}), hash_range=span)
-                     for child, span in children.items()})
+    lineages.update(
+        {
+            child: Lineage(child, parents=(SHARD,), ancestors=frozenset({SHARD}), hash_range=span)
+            for child, span in children.items()
+        }
+    )
 
     parent_stream = records(CLEAN[:40])
     parent = start(stores_of(backend), lineage_of=lineages.__getitem__)
@@ -500,8 +540,12 @@ def test_a_split_continues_every_device_where_the_parent_left_it() -> None:
     feed(parent, parent_stream, parent_cp)
     message("shardEnded").dispatch(parent_cp, parent)
     # The 8 records after the last full batch are flushed, then the shard's end is checkpointed.
-    assert parent_cp.checkpoints == [seq(parent_stream, 15), seq(parent_stream, 31), seq(parent_stream, 39),
-                                     "SHARD_END"]
+    assert parent_cp.checkpoints == [
+        seq(parent_stream, 15),
+        seq(parent_stream, 31),
+        seq(parent_stream, 39),
+        "SHARD_END",
+    ]
     assert parent.phase is Phase.STOPPED and backend.manifests.read(SHARD).trigger == "shard_end"
 
     devices = {device for device, _ in ROUNDS[0]}

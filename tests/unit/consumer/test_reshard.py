@@ -16,7 +16,7 @@ from readings.errors import ConfigError
 def test_every_step_is_allowed_and_the_plan_ends_at_the_target(current: int, target: int) -> None:
     steps = plan(current, target)
     counts = [current, *steps]
-    for before, after in zip(counts, counts[1:]):
+    for before, after in zip(counts, counts[1:], strict=False):
         assert after <= 2 * before and 2 * after >= before
     assert counts[-1] == target
     # As few calls as the rule allows: the ratio halves or doubles at most once per call.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 from hypothesis import given, settings
@@ -12,7 +12,7 @@ from device.batching import IOT_BILLING_STEP_BYTES, BatchRule, pack
 from device.spool import SpooledReading
 from readings.models import Message
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 finite = st.floats(min_value=0, max_value=1e12, allow_nan=False, allow_infinity=False)
 optional = st.none() | st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
@@ -68,8 +68,15 @@ def test_message_never_exceeds_limit_and_carries_a_prefix(
 
 def test_typical_readings_fill_most_of_the_step() -> None:
     rs = [
-        SpooledReading(seq=100_000 + i, ts_ms=1_795_000_000_000 + i * 10_000, energy_wh=1_234_567.891,
-                       power_w=532.1, voltage_v=230.1, current_a=2.313, pf=0.982)
+        SpooledReading(
+            seq=100_000 + i,
+            ts_ms=1_795_000_000_000 + i * 10_000,
+            energy_wh=1_234_567.891,
+            power_w=532.1,
+            voltage_v=230.1,
+            current_a=2.313,
+            pf=0.982,
+        )
         for i in range(200)
     ]
     packed = pack("box-0001", rs, max_readings=200, max_bytes=IOT_BILLING_STEP_BYTES)

@@ -24,13 +24,14 @@ def test_register_never_decreases_without_reset() -> None:
     samples = day(SimulatedMeter(seed=1, start_energy_wh=5_000.0))
     registers = [s.energy_wh for s in samples]
     assert registers[0] == 5_000.0
-    assert all(b >= a for a, b in zip(registers, registers[1:]))
+    assert all(b >= a for a, b in zip(registers, registers[1:], strict=False))
 
 
 def test_register_delta_is_the_trapezoid_integral_of_published_power() -> None:
     samples = day(SimulatedMeter(seed=3), step_ms=30_000)
     integral_wh = sum(
-        (a.power_w + b.power_w) / 2 * (b.ts_ms - a.ts_ms) / MS_PER_HOUR for a, b in zip(samples, samples[1:])
+        (a.power_w + b.power_w) / 2 * (b.ts_ms - a.ts_ms) / MS_PER_HOUR
+        for a, b in zip(samples, samples[1:], strict=False)
     )
     delta_wh = samples[-1].energy_wh - samples[0].energy_wh
     # the register is published rounded to 1 mWh
@@ -56,7 +57,7 @@ def test_injected_reset_restarts_the_register() -> None:
     assert at.energy_wh == 0.0
     assert before[-1].energy_wh > 100.0
     after = [s.energy_wh for s in samples if s.ts_ms >= reset_ms]
-    assert all(b >= a for a, b in zip(after, after[1:]))
+    assert all(b >= a for a, b in zip(after, after[1:], strict=False))
 
 
 def test_electrical_values_are_consistent() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
 import pytest
 from pymodbus.client import ModbusTcpClient
@@ -10,8 +11,6 @@ from pymodbus.client import ModbusTcpClient
 from device.meters import MeterError
 from device.modbus import ModbusMeter, float32
 from device.settings import ModbusSettings
-
-from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the fixture's type, from tests/unit/device/conftest.py
     from conftest import Sdm630Server

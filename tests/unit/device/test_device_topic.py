@@ -31,7 +31,9 @@ def test_with_a_rule_the_topic_is_the_prefix_plus_the_same_topic() -> None:
     assert thing_from_topic(topic.split("/", 3)[3]) == "box-0001"
 
 
-@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "mosquitto", "amazonaws.com.example.org", "evilamazonaws.com"])
+@pytest.mark.parametrize(
+    "host", ["localhost", "127.0.0.1", "mosquitto", "amazonaws.com.example.org", "evilamazonaws.com"]
+)
 def test_a_broker_that_is_not_iot_core_is_refused_unless_forced(host: str) -> None:
     assert not is_iot_core_endpoint(host)
     with pytest.raises(ConfigError, match="IoT Core only"):
@@ -77,10 +79,14 @@ def test_the_built_box_publishes_to_the_basic_ingest_topic(tmp_path: Path) -> No
 
 def test_the_cli_refuses_basic_ingest_on_the_local_broker(tmp_path: Path) -> None:
     runner = CliRunner()
-    result = runner.invoke(device, ["simulate", "--devices", "1", "--duration-s", "1", "--cert-dir", str(tmp_path),
-                                    "--basic-ingest-rule", RULE])
+    result = runner.invoke(
+        device,
+        ["simulate", "--devices", "1", "--duration-s", "1", "--cert-dir", str(tmp_path), "--basic-ingest-rule", RULE],
+    )
     assert result.exit_code != 0 and "IoT Core only" in result.output
     assert not (tmp_path / "devices").exists()  # refused before any certificate was issued
-    result = runner.invoke(device, ["run", "--broker-host", ENDPOINT, "--cert-dir", str(tmp_path),
-                                    "--basic-ingest-rule", "not-a-rule-name"])
+    result = runner.invoke(
+        device,
+        ["run", "--broker-host", ENDPOINT, "--cert-dir", str(tmp_path), "--basic-ingest-rule", "not-a-rule-name"],
+    )
     assert result.exit_code != 0 and "rule name" in result.output

@@ -22,17 +22,28 @@ ENVELOPE = ("v", "device_id", "thing", "received_ms", "readings")
 READING = ("seq", "ts", "energy_wh", "power_w", "voltage_v", "current_a", "pf")
 EXAMPLES = settings(max_examples=200, deadline=None)
 
-numbers = st.one_of(st.integers(), st.sampled_from([2**63, -(2**63) - 1, 10**400]),
-                    st.floats(allow_nan=True, allow_infinity=True))
+numbers = st.one_of(
+    st.integers(), st.sampled_from([2**63, -(2**63) - 1, 10**400]), st.floats(allow_nan=True, allow_infinity=True)
+)
 scalars = st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=12))
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=16,
 )
-plausible = {"v": st.just(1), "device_id": st.just("box-0001"), "thing": st.just("box-0001"),
-             "received_ms": st.just(RECEIVED_MS), "seq": st.integers(0, 100),
-             "ts": st.just(to_rfc3339(RECEIVED_MS - 60_000)), "energy_wh": st.floats(0, 1e6),
-             "power_w": st.floats(0, 1e4), "voltage_v": st.just(230.0), "current_a": st.just(2.0), "pf": st.just(0.9)}
+plausible = {
+    "v": st.just(1),
+    "device_id": st.just("box-0001"),
+    "thing": st.just("box-0001"),
+    "received_ms": st.just(RECEIVED_MS),
+    "seq": st.integers(0, 100),
+    "ts": st.just(to_rfc3339(RECEIVED_MS - 60_000)),
+    "energy_wh": st.floats(0, 1e6),
+    "power_w": st.floats(0, 1e4),
+    "voltage_v": st.just(230.0),
+    "current_a": st.just(2.0),
+    "pf": st.just(0.9),
+}
 
 
 @st.composite
@@ -83,8 +94,9 @@ def test_the_strategy_reaches_valid_readings_too() -> None:
     @settings(max_examples=100, deadline=None)
     @given(doc=documents())
     def count(doc: Any) -> None:
-        found.append(len(decode_record(dumped(doc, True), fallback_received_ms=RECEIVED_MS,
-                                       partition_key="box-0001").readings))
+        found.append(
+            len(decode_record(dumped(doc, True), fallback_received_ms=RECEIVED_MS, partition_key="box-0001").readings)
+        )
 
     count()
     assert sum(1 for n in found if n) > 10

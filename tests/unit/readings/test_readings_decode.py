@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from readings import Reason, Reading, decode_record
+from readings import Reading, Reason, decode_record
 
 DEVICE = "box-0001"
 # The factory's records were received at 13:05:00Z (received_ms 1_795_784_700_000).
@@ -28,8 +28,16 @@ class TestValid:
         assert decoded.device_id == DEVICE
         assert decoded.rejections == []
         assert decoded.readings == [
-            Reading(device_id=DEVICE, seq=1021, ts_ms=T13_MS, energy_wh=123456.7,
-                    power_w=532.1, voltage_v=230.1, current_a=2.31, pf=0.98)
+            Reading(
+                device_id=DEVICE,
+                seq=1021,
+                ts_ms=T13_MS,
+                energy_wh=123456.7,
+                power_w=532.1,
+                voltage_v=230.1,
+                current_a=2.31,
+                pf=0.98,
+            )
         ]
 
     def test_optional_values_may_be_missing(self, record) -> None:

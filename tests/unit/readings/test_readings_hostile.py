@@ -14,11 +14,11 @@ from readings.decode import MAX_READINGS, MAX_RECORD_BYTES
 from tests.unit.readings.conftest import FALLBACK_MS, make_record, make_wire_reading
 
 
-def decode(data: bytes, **kwargs) -> object:  # noqa: ANN003
+def decode(data: bytes, **kwargs) -> object:
     return decode_record(data, fallback_received_ms=FALLBACK_MS, **kwargs)
 
 
-def reasons(decoded) -> list[Reason]:  # noqa: ANN001
+def reasons(decoded) -> list[Reason]:
     return [r.reason for r in decoded.rejections]
 
 

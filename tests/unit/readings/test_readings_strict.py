@@ -10,8 +10,15 @@ from readings import Reason, decode_record
 
 def _record(**reading: object) -> bytes:
     base = {"seq": 1, "ts": "2026-11-27T13:00:00Z", "energy_wh": 10.0}
-    return orjson.dumps({"v": 1, "device_id": "box-1", "thing": "box-1", "received_ms": 1_795_800_000_000,
-                         "readings": [{**base, **reading}]})
+    return orjson.dumps(
+        {
+            "v": 1,
+            "device_id": "box-1",
+            "thing": "box-1",
+            "received_ms": 1_795_800_000_000,
+            "readings": [{**base, **reading}],
+        }
+    )
 
 
 @pytest.mark.parametrize(

@@ -26,8 +26,10 @@ from sinks.live import _wire_list, entry, parse_entry
 EXAMPLES = settings(max_examples=200, deadline=None)
 
 floats = st.one_of(
-    st.just(0.0), st.just(-0.0),
-    st.floats(min_value=1e-12, max_value=1e15), st.floats(min_value=-1e15, max_value=-1e-12),
+    st.just(0.0),
+    st.just(-0.0),
+    st.floats(min_value=1e-12, max_value=1e15),
+    st.floats(min_value=-1e15, max_value=-1e-12),
     st.floats(min_value=-1e6, max_value=1e6).map(lambda x: round(x, 6)),  # micro-units, as decoded
 )
 ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
@@ -50,7 +52,7 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, dict):
         return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
     if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=False))
     return a == b
 
 
@@ -74,11 +76,19 @@ def test_written_read_and_written_again_is_the_same_wire_form(item: dict[str, An
 
 aggregates = st.builds(
     BucketAggregate,
-    energy_wh=floats.map(abs), samples=st.integers(0, 10**6), power_samples=st.integers(0, 10**6),
-    power_sum_w=floats.map(abs), power_max_w=st.none() | floats.map(abs),
-    first_ts_ms=st.none() | st.integers(0, 2**45), last_ts_ms=st.none() | st.integers(0, 2**45),
-    resets=st.integers(0, 50), glitches=st.integers(0, 50), jumps=st.integers(0, 50),
-    clock_steps=st.integers(0, 50), seq_restarts=st.integers(0, 50), seq_conflicts=st.integers(0, 50),
+    energy_wh=floats.map(abs),
+    samples=st.integers(0, 10**6),
+    power_samples=st.integers(0, 10**6),
+    power_sum_w=floats.map(abs),
+    power_max_w=st.none() | floats.map(abs),
+    first_ts_ms=st.none() | st.integers(0, 2**45),
+    last_ts_ms=st.none() | st.integers(0, 2**45),
+    resets=st.integers(0, 50),
+    glitches=st.integers(0, 50),
+    jumps=st.integers(0, 50),
+    clock_steps=st.integers(0, 50),
+    seq_restarts=st.integers(0, 50),
+    seq_conflicts=st.integers(0, 50),
 )
 
 
@@ -92,9 +102,15 @@ def test_a_bucket_item_reads_back_as_the_same_figures_and_markers(agg: BucketAgg
 
 
 lives = st.builds(
-    Live, stored=st.integers(0, 10**9), ts_ms=st.integers(0, 2**45), power_w=st.none() | floats,
-    register_wh=floats.map(abs), hour=st.just("h#2026-11-27T13"), hour_energy_wh=floats.map(abs),
-    hour_samples=st.integers(0, 10**6), hour_power_max_w=st.none() | floats,
+    Live,
+    stored=st.integers(0, 10**9),
+    ts_ms=st.integers(0, 2**45),
+    power_w=st.none() | floats,
+    register_wh=floats.map(abs),
+    hour=st.just("h#2026-11-27T13"),
+    hour_energy_wh=floats.map(abs),
+    hour_samples=st.integers(0, 10**6),
+    hour_power_max_w=st.none() | floats,
 )
 
 
