@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from consumer.loadgen import Fleet, put_records
-from consumer.localaws import LocalAws, free_port
-from consumer.provision import provision
 from consumer.settings import Settings
-from consumer.stack import ConsumerProcess, wait_until
+from devstack.loadgen import Fleet, put_records
+from devstack.localaws import LocalAws, free_port
+from devstack.provision import provision
+from devstack.stack import ConsumerProcess, wait_until
 from sinks.read import scan_items
 
 SCENARIOS = ("new-id", "slot")

@@ -42,11 +42,11 @@ from botocore.config import Config
 from batcher import FlushTrigger, RegisterRules
 from bench.legacy_store import AggregateStore as LegacyStore
 from consumer.lineage import Lineage
-from consumer.loadgen import Fleet
-from consumer.localaws import free_port, wait_for_port
 from consumer.protocol import Committed, ShardMemory, Stores, commit
-from consumer.provision import create_bucket, create_table
 from consumer.records import PendingRecord
+from devstack.loadgen import Fleet
+from devstack.localaws import free_port, wait_for_port
+from devstack.provision import create_bucket, create_table
 from readings import decode_record
 from sinks.aggregates import AggregateStore
 from sinks.archive import Archive

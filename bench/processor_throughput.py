@@ -12,8 +12,8 @@ import argparse
 import time
 
 from batcher import compute_batch
-from consumer.loadgen import Fleet
 from consumer.settings import Settings
+from devstack.loadgen import Fleet
 from readings import decode_record
 
 

@@ -22,9 +22,9 @@ import time
 import uuid
 from pathlib import Path
 
-from consumer.loadgen import Fleet
-from consumer.localaws import LocalAws
-from consumer.provision import create_bucket, create_table
+from devstack.loadgen import Fleet
+from devstack.localaws import LocalAws
+from devstack.provision import create_bucket, create_table
 
 
 def _free_port() -> int:

@@ -36,13 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.soak_corpus import Corpus
-from bridge import broker as broker_lib
-from consumer.loadgen import put_records
-from consumer.localaws import LocalAws, free_port
-from consumer.provision import provision
-from consumer.report import energy_by_device, samples_by_device
 from consumer.settings import Settings
-from consumer.stack import (
+from devstack import broker as broker_lib
+from devstack.loadgen import put_records
+from devstack.localaws import LocalAws, free_port
+from devstack.provision import provision
+from devstack.report import energy_by_device, samples_by_device
+from devstack.stack import (
     ChildProcess,
     ConsumerProcess,
     Simulation,

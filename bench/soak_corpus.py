@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from consumer.loadgen import rule_record
+from devstack.loadgen import rule_record
 
 BEHAVIOURS = ("clean", "duplicate", "reorder", "reset", "glitch")
 

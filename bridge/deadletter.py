@@ -35,7 +35,7 @@ from pathlib import Path
 from readings.errors import WattstreamError
 
 MAX_PAYLOAD_BYTES = 131_072
-"""``message_size_limit`` of docker/mosquitto/mosquitto.conf.template (a test keeps them equal)."""
+"""``message_size_limit`` of devstack/resources/mosquitto/mosquitto.conf.template (a test keeps them equal)."""
 
 
 class DeadLetterError(WattstreamError):

@@ -27,21 +27,25 @@ def main() -> None:
 
 
 def _add(module: str, attr: str) -> None:
-    # Commands live beside the code they drive; a package this build does not ship is skipped.
-    if importlib.util.find_spec(module) is None:
-        return
-    main.add_command(getattr(importlib.import_module(module), attr))
+    # Commands live beside the code they drive; a package this image does not ship (the
+    # consumer image has no device/, bridge/ or devstack/) is skipped.
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        found = False
+    if found:
+        main.add_command(getattr(importlib.import_module(module), attr))
 
 
 for _module, _attr in (
-    ("consumer.commands", "local_aws"),
-    ("consumer.commands", "init"),
+    ("devstack.commands", "local_aws"),
+    ("devstack.commands", "init"),
     ("consumer.commands", "consume"),
     ("consumer.reshard", "reshard_command"),
-    ("consumer.commands", "produce"),
-    ("consumer.commands", "report"),
+    ("devstack.commands", "produce"),
+    ("devstack.commands", "report"),
     ("consumer.query", "query"),
-    ("consumer.commands", "demo"),
+    ("devstack.commands", "demo"),
     ("consumer.cost_command", "cost"),
     ("bridge.cli", "bridge"),
     ("device.cli", "device"),

@@ -53,7 +53,7 @@ MAX_COMMON_NAME_CHARS = 64
 """X.509's upper bound of a CN (RFC 5280 ub-common-name): thing names beyond it have no CN here."""
 RESERVED_NAMES = frozenset({BRIDGE_IDENTITY, SERVER_COMMON_NAME})
 """Identities of the broker and the bridge; the broker ACL grants ``user`` lines to them (a test
-checks docker/mosquitto/acl). A box with one of these CNs would get their privileges."""
+checks devstack/resources/mosquitto/acl). A box with one of these CNs would get their privileges."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,11 +19,11 @@ COPY readings ./readings
 COPY batcher ./batcher
 COPY sinks ./sinks
 COPY consumer ./consumer
-COPY device ./device
-COPY bridge ./bridge
-# amazon-kclpy downloads the KCL jars from Maven Central while it is built. Check them here,
-# so a build that could not fetch them fails now rather than the task at its first start.
-RUN /opt/wattstream/bin/pip install . \
+# Only the consumer's packages and dependencies: no box (device/, bridge/: paho, pymodbus,
+# cryptography) and no local dev kit (devstack/). amazon-kclpy downloads the KCL jars from
+# Maven Central while it is built. Check them here, so a build that could not fetch them
+# fails now rather than the task at its first start.
+RUN /opt/wattstream/bin/pip install '.[consumer]' \
  && /opt/wattstream/bin/python -m consumer.jars --check
 
 FROM ${PYTHON_IMAGE}

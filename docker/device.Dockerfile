@@ -16,10 +16,9 @@ COPY sinks ./sinks
 COPY consumer ./consumer
 COPY device ./device
 COPY bridge ./bridge
-# amazon-kclpy is a dependency of the package, and its build fetches the KCL jars; nothing in
-# this image runs the daemon, so the jars (tens of MB) are dropped.
-RUN /opt/wattstream/bin/pip install . \
- && rm -f /opt/wattstream/lib/python3.11/site-packages/amazon_kclpy/jars/*.jar
+# The box's dependencies only (paho, pymodbus, pyserial for Modbus RTU, cryptography): no KCL,
+# no Java, no local dev kit. consumer/ is here for the `wattstream` command line.
+RUN /opt/wattstream/bin/pip install '.[device]'
 
 FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 wattstream \

@@ -18,8 +18,8 @@ from typing import Any
 import boto3
 import pytest
 
-from consumer.localaws import wait_for_port
-from consumer.provision import create_bucket, create_table
+from devstack.localaws import wait_for_port
+from devstack.provision import create_bucket, create_table
 from sinks.aggregates import AggregateStore
 from sinks.archive import Archive
 from sinks.live import LiveView

@@ -9,7 +9,6 @@ leases or items.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,21 +18,16 @@ from typing import Any
 
 import pytest
 
-from consumer.localaws import LocalAws
-from consumer.provision import provision
-from consumer.report import metric_sum, scrape
 from consumer.settings import Settings
-from consumer.stack import ConsumerProcess, wait_until
+from devstack.localaws import LocalAws
+from devstack.net import free_port
+from devstack.provision import provision
+from devstack.report import metric_sum, scrape
+from devstack.stack import ConsumerProcess, wait_until
 from sinks.archive import Archive
 from sinks.read import fleet_buckets, scan_items
 
 pytestmark = pytest.mark.integration
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager

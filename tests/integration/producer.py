@@ -10,7 +10,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from consumer.loadgen import Fleet, put_records
+from devstack.loadgen import Fleet, put_records
 
 RECEIVED_MS = 1_795_000_000_000
 """A fixed arrival instant (in the past), so the buckets are the same in every run."""

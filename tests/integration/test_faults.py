@@ -17,8 +17,8 @@ from collections import Counter
 import orjson
 import pytest
 
-from consumer.loadgen import Fleet, put_records
-from consumer.stack import wait_until
+from devstack.loadgen import Fleet, put_records
+from devstack.stack import wait_until
 from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
 
 pytestmark = pytest.mark.integration

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from consumer.loadgen import Fleet, put_records, rule_record
-from consumer.stack import wait_until
+from devstack.loadgen import Fleet, put_records, rule_record
+from devstack.stack import wait_until
 from readings.decode import MAX_READINGS, MAX_RECORD_BYTES
 from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
 

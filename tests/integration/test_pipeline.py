@@ -6,8 +6,8 @@ from collections import Counter
 
 import pytest
 
-from consumer.loadgen import Fleet, put_records
-from consumer.report import metric_sum, scrape
+from devstack.loadgen import Fleet, put_records
+from devstack.report import metric_sum, scrape
 from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
 
 pytestmark = pytest.mark.integration

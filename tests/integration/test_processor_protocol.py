@@ -17,10 +17,10 @@ from amazon_kclpy.messages import InitializeInput, ProcessRecordsInput, Record
 
 from batcher import BucketAggregate, compute_batch
 from batcher.ledger import Settlement, settle
-from consumer.loadgen import Fleet
 from consumer.processor import ShardProcessor, build
 from consumer.protocol import ShardMemory
 from consumer.settings import Settings
+from devstack.loadgen import Fleet
 from readings import decode_record
 from readings.errors import FencedError
 from sinks.aggregates import AggregateStore, Writer, seq_marker

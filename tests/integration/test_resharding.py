@@ -14,9 +14,9 @@ from collections import Counter
 
 import pytest
 
-from consumer.loadgen import Fleet
 from consumer.reshard import open_shards, wait_active
-from consumer.stack import wait_until, wattstream_command
+from devstack.loadgen import Fleet
+from devstack.stack import wait_until, wattstream_command
 from tests.integration.producer import Producer
 from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
 

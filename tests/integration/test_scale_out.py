@@ -14,8 +14,8 @@ from collections import Counter
 
 import pytest
 
-from consumer.loadgen import Fleet
-from consumer.stack import ConsumerProcess, wait_until
+from devstack.loadgen import Fleet
+from devstack.stack import ConsumerProcess, wait_until
 from tests.integration.producer import Producer
 from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
 

@@ -14,9 +14,9 @@ from collections import Counter
 
 import pytest
 
-from consumer.loadgen import Fleet, put_records
-from consumer.report import metric_sum, scrape
-from consumer.stack import wait_until
+from devstack.loadgen import Fleet, put_records
+from devstack.report import metric_sum, scrape
+from devstack.stack import wait_until
 from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from consumer.loadgen import Fleet, put_records
-from consumer.stack import ConsumerProcess, wait_until
+from devstack.loadgen import Fleet, put_records
+from devstack.stack import ConsumerProcess, wait_until
 from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
 
 pytestmark = pytest.mark.integration

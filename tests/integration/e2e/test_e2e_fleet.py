@@ -29,9 +29,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bridge import broker as broker_lib
-from consumer.report import energy_by_device, metric_sum, samples_by_device, scrape
-from consumer.stack import (
+from device.certs import CertLayout
+from devstack import broker as broker_lib
+from devstack.report import energy_by_device, metric_sum, samples_by_device, scrape
+from devstack.stack import (
     Simulation,
     fleet_truth,
     issue_certificates,
@@ -40,7 +41,6 @@ from consumer.stack import (
     start_bridge,
     wait_until,
 )
-from device.certs import CertLayout
 from readings.models import to_rfc3339
 
 pytestmark = pytest.mark.integration

@@ -22,8 +22,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from bridge import broker as broker_lib
 from device import certs
+from devstack import broker as broker_lib
 
 REPO = Path(__file__).resolve().parents[3]
 # `make install` puts kinesis-local (npm kinesis-local@0.6.2) in the repository's node_modules.

@@ -12,9 +12,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bridge import broker as broker_lib
 from device import certs
 from device.certs import CertLayout
+from devstack import broker as broker_lib
 
 pytestmark = pytest.mark.integration
 

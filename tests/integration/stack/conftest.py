@@ -10,7 +10,6 @@ import getpass
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,12 +27,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration/stack" in str(item.path):
             item.add_marker(pytest.mark.integration)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(predicate, timeout_s: float, interval_s: float = 0.5) -> bool:
@@ -104,7 +97,7 @@ def mosquitto_binary() -> str | None:
 
 
 def render_docker_mosquitto_conf(service: dict, volumes_root: Path, port: int, out: Path) -> Path:
-    """docker/mosquitto/mosquitto.docker.conf with the service's mounts moved onto this machine.
+    """devstack/resources/mosquitto/mosquitto.docker.conf with the service's mounts moved onto this machine.
 
     The listener moves to 127.0.0.1:<port>, and a ``user`` line keeps our identity (started as
     root, Mosquitto would switch to its own user, which cannot read the 0600 keys).

@@ -22,7 +22,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from consumer.report import metric_sum, scrape
+from devstack.report import metric_sum, scrape
 from tests.integration.stack.compose import (
     REPO,
     NativeRewrite,

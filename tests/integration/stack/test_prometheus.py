@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from consumer.loadgen import Fleet, put_records
-from consumer.report import metric_sum, scrape
+from devstack.loadgen import Fleet, put_records
+from devstack.report import metric_sum, scrape
 from tests.integration.stack.compose import REPO
 from tests.integration.stack.conftest import Processes, free_port, wait_for
 from tests.integration.stack.test_stack_files import dashboard_targets

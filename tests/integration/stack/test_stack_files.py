@@ -211,9 +211,21 @@ def test_build_context_builds_the_package(dockerfile: Path, tmp_path: Path) -> N
 
     with tarfile.open(sdist) as archive:
         names = [n.split("/", 1)[1] for n in archive.getnames() if "/" in n]
-    for package in ("readings", "batcher", "sinks", "consumer", "device", "bridge"):
-        assert f"{package}/__init__.py" in names
+    # Each image holds its own packages only; the local dev kit is in neither.
+    own = {
+        "consumer.Dockerfile": ("readings", "batcher", "sinks", "consumer"),
+        "device.Dockerfile": ("readings", "batcher", "sinks", "consumer", "device", "bridge"),
+    }[dockerfile.name]
+    packages = {n.split("/", 1)[0] for n in names if n.endswith("/__init__.py")}
+    assert packages == set(own), packages
+    assert not any(n.startswith("devstack/") for n in names)
     assert "consumer/resources/kcl-pom.xml" in names, "the KCL pom and logback config"
+    # Installed with the image's extra only: its dependencies, nothing of the other image's.
+    install = " ".join(
+        i.args for i in dockerfile_stages(dockerfile)[0] if i.keyword == "RUN" and "pip install" in i.args
+    )
+    extra = {"consumer.Dockerfile": "'.[consumer]'", "device.Dockerfile": "'.[device]'"}[dockerfile.name]
+    assert extra in install, install
 
 
 def _metric_names() -> set[str]:

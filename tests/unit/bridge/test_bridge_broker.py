@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from bridge import broker
 from bridge.deadletter import MAX_PAYLOAD_BYTES
 from device.certs import init_authority
+from devstack import broker
 
-MOSQUITTO_DIR = Path(__file__).resolve().parents[3] / "docker" / "mosquitto"
+MOSQUITTO_DIR = Path(__file__).resolve().parents[3] / "devstack" / "resources" / "mosquitto"
 LISTENER_POLICY = {
     "use_identity_as_username": "true",
     "use_username_as_clientid": "true",

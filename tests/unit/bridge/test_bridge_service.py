@@ -19,11 +19,11 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import REGISTRY
 
-from bridge.broker import free_port
 from bridge.deadletter import MAX_PAYLOAD_BYTES
 from bridge.kinesis import KinesisWriter
 from bridge.service import Bridge, BridgeConfig, BridgeError
 from device.certs import init_authority
+from devstack.broker import free_port
 
 RECEIVED_MS = 1_795_000_000_123
 POISON = b'{"x":' + b"[" * 300 + b"]" * 300 + b"}"

@@ -22,10 +22,10 @@ from amazon_kclpy.checkpoint_error import CheckpointError
 from amazon_kclpy.dispatch import message_decode
 
 from consumer.lineage import Lineage
-from consumer.loadgen import Fleet, rule_record
 from consumer.processor import Phase, ShardProcessor
 from consumer.protocol import Stores
 from consumer.settings import Settings
+from devstack.loadgen import Fleet, rule_record
 from readings import to_rfc3339
 from sinks.aggregates import seq_marker
 from sinks.live import group_of, hash_key, marker_attr

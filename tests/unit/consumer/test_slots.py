@@ -18,9 +18,9 @@ import boto3
 import pytest
 
 from consumer import slots
-from consumer.localaws import wait_for_port
-from consumer.provision import create_table
-from consumer.stack import wait_until
+from devstack.localaws import wait_for_port
+from devstack.provision import create_table
+from devstack.stack import wait_until
 
 TTL_S = 3.0
 

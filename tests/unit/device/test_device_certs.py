@@ -162,7 +162,7 @@ def test_reserved_names_are_refused(tmp_path: Path, name: str) -> None:
 
 
 def test_every_identity_the_acl_privileges_is_reserved() -> None:
-    acl = (Path(__file__).resolve().parents[3] / "docker" / "mosquitto" / "acl").read_text()
+    acl = (Path(__file__).resolve().parents[3] / "devstack" / "resources" / "mosquitto" / "acl").read_text()
     users = {line.split(None, 1)[1].strip() for line in acl.splitlines() if line.startswith("user ")}
     assert users
     assert users <= RESERVED_NAMES

@@ -1,7 +1,7 @@
 """Start and stop a local Mosquitto with wattstream's TLS listener and ACL.
 
 The broker is not a service of the machine: tests and demos start one with ``start()``, which
-renders ``docker/mosquitto/mosquitto.conf.template`` and the ACL into a working folder with
+renders ``devstack/resources/mosquitto/mosquitto.conf.template`` and the ACL into a working folder with
 absolute paths, runs ``mosquitto -c`` and waits until the port accepts connections. ``stop()``
 ends exactly that process (by its PID, SIGTERM first so the broker saves its persistent state).
 
@@ -16,16 +16,15 @@ import getpass
 import os
 import shutil
 import signal
-import socket
 import string
 import subprocess
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.net import free_port, wait_for_port
 from readings.errors import WattstreamError
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "docker" / "mosquitto"
+TEMPLATE_DIR = Path(__file__).resolve().parent / "resources" / "mosquitto"
 DEFAULT_START_TIMEOUT_S = 10.0
 
 
@@ -50,13 +49,6 @@ class Broker:
     @property
     def log_file(self) -> Path:
         return self.work_dir / "mosquitto.log"
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (for tests)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def mosquitto_binary() -> str | None:
@@ -102,16 +94,10 @@ def render_config(work_dir: Path, cert_dir: Path, *, port: int, host: str = "127
 
 
 def _wait_for_port(host: str, port: int, process: subprocess.Popen[bytes], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BrokerError(f"mosquitto exited with {process.returncode} before listening on {port}")
-        try:
-            with socket.create_connection((host, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.05)
-    raise BrokerError(f"mosquitto did not listen on {host}:{port} within {timeout_s} s")
+    try:
+        wait_for_port(host, port, timeout_s, alive=lambda: process.poll() is None)
+    except TimeoutError as exc:
+        raise BrokerError(f"mosquitto did not listen on {host}:{port}: {exc}") from None
 
 
 def start(

@@ -11,14 +11,15 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from devstack.net import free_port, port_free, wait_for_port
 from readings.errors import ConfigError
+
+__all__ = ["LocalAws", "free_port", "kinesis_mock_bin", "wait_for_port"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOST = "127.0.0.1"
@@ -37,24 +38,6 @@ def kinesis_mock_bin() -> str:
     if not found:
         raise ConfigError("kinesis-local not found: run `make install` (npm ci installs it)")
     return found
-
-
-def wait_for_port(host: str, port: int, timeout_s: float = 60.0, alive=lambda: True) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not alive():
-            raise TimeoutError(f"the server for {host}:{port} exited while starting")
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            if sock.connect_ex((host, port)) == 0:
-                return
-        time.sleep(0.1)
-    raise TimeoutError(f"nothing listens on {host}:{port} after {timeout_s:.0f} s")
-
-
-def port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex((host, port)) != 0
 
 
 @dataclass
@@ -145,9 +128,3 @@ class LocalAws:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]

@@ -24,10 +24,10 @@ from typing import Any
 
 import click
 
-from consumer.localaws import LocalAws, port_free
-from consumer.report import energy_by_device, metric_sum, samples_by_device, scan_aggregates, scrape, write_summary
 from consumer.settings import Settings
-from consumer.stack import (
+from devstack.localaws import LocalAws, port_free
+from devstack.report import energy_by_device, metric_sum, samples_by_device, scan_aggregates, scrape, write_summary
+from devstack.stack import (
     ChildProcess,
     ConsumerProcess,
     DeviceTruth,
@@ -89,13 +89,13 @@ def run_demo(devices: int, duration_s: float, max_age_s: float, work_dir: Path =
         }
         os.environ.update(env)
         settings = Settings()
-        from consumer.provision import provision
+        from devstack.provision import provision
 
         provision(settings)
 
         things = [f"box-{i:04d}" for i in range(1, devices + 1)]
         cert_dir = issue_certificates(work_dir / "certs", things)
-        from bridge import broker as broker_lib
+        from devstack import broker as broker_lib
 
         port = MQTT_PORT if port_free("127.0.0.1", MQTT_PORT) else broker_lib.free_port()
         broker = broker_lib.start(work_dir / "mosquitto", cert_dir, port=port)
@@ -196,7 +196,7 @@ def _stop_all(
 
 def _stop_broker(broker: Any) -> None:
     if broker is not None:
-        from bridge import broker as broker_lib
+        from devstack import broker as broker_lib
 
         broker_lib.stop(broker)
 
