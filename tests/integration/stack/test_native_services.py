@@ -22,6 +22,7 @@ from pathlib import Path
 import boto3
 import pytest
 
+from devstack.net import free_port
 from devstack.report import metric_sum, scrape
 from tests.integration.stack.compose import (
     REPO,
@@ -33,7 +34,6 @@ from tests.integration.stack.compose import (
 )
 from tests.integration.stack.conftest import (
     Processes,
-    free_port,
     mosquitto_binary,
     render_docker_mosquitto_conf,
     wait_for,

@@ -23,7 +23,7 @@ from bridge.deadletter import MAX_PAYLOAD_BYTES
 from bridge.kinesis import KinesisWriter
 from bridge.service import Bridge, BridgeConfig, BridgeError
 from device.certs import init_authority
-from devstack.broker import free_port
+from devstack.net import free_port
 
 RECEIVED_MS = 1_795_000_000_123
 POISON = b'{"x":' + b"[" * 300 + b"]" * 300 + b"}"
