@@ -1,6 +1,7 @@
 """The ``wattstream`` command line.
 
-Library errors become ``click.ClickException`` here, at the edge, and nowhere else.
+Library errors (``readings.errors.WattstreamError`` and below) become a one-line message and
+exit status 1 here, at the edge, for every command; nothing else catches them.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ import importlib
 import importlib.util
 
 import click
+
+from readings.errors import WattstreamError
 
 EPILOG = """\b
 Quick start on this machine (no Docker):
@@ -20,7 +23,19 @@ Quick start on this machine (no Docker):
 """
 
 
-@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Edge(click.Group):
+    """The group whose commands' library errors end as ``Error: <message>`` and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except WattstreamError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(
+    cls=_Edge, epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(package_name="wattstream")
 def main() -> None:
     """wattstream: energy readings from IoT boxes, batched into DynamoDB and S3, each counted once."""

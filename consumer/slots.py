@@ -34,7 +34,7 @@ from typing import Any
 import structlog
 from botocore.exceptions import BotoCoreError, ClientError
 
-from readings.errors import SinkError, WattstreamError
+from readings.errors import ConditionFailedError, SinkError, WattstreamError
 from sinks.dynamo import with_retries
 
 log = structlog.get_logger("wattstream.slots")
@@ -270,5 +270,4 @@ def _ms(seconds: float) -> int:
 
 
 def _condition_failed(exc: BaseException) -> bool:
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    return isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    return isinstance(exc, ConditionFailedError)

@@ -5,10 +5,18 @@ one of the reason codes below, is counted under it, logged, and written to the d
 sink. Exceptions are for failures of the pipeline itself:
 
     WattstreamError
-     +-- ConfigError          settings that cannot work
-     +-- SinkError            a store refused or kept failing (sinks/)
-     |    +-- FencedError     another worker owns the shard now: stop as if the lease were lost
-     +-- DeviceError          the box's meter, spool or broker (device/)
+     +-- ConfigError                 settings that cannot work
+     +-- SinkError                   a store refused or kept failing (sinks/)
+     |    +-- ConditionFailedError   a conditional write found the item other than expected
+     |    +-- FencedError            another worker owns the shard now: stop as if the lease were lost
+     +-- DeviceError                 the box's meter, spool or broker (device/)
+     |    +-- MeterError             the meter could not be read (device/meters.py)
+     +-- KinesisError                the bridge's PutRecords kept failing (bridge/kinesis.py)
+     +-- BridgeError                 the bridge cannot run (bridge/service.py)
+     +-- DeadLetterError             the bridge cannot keep a dead letter (bridge/deadletter.py)
+     +-- BrokerError                 the local Mosquitto would not start or stop (devstack/broker.py)
+
+The command line turns every one of them into a one-line message and a non-zero exit.
 """
 
 from __future__ import annotations
@@ -59,6 +67,15 @@ class ConfigError(WattstreamError):
 
 class SinkError(WattstreamError):
     """A store refused a write or kept failing after the retries."""
+
+
+class ConditionFailedError(SinkError):
+    """A conditional write found the item other than expected; ``item`` is the stored one when
+    the store returned it (``ReturnValuesOnConditionCheckFailure``), as DynamoDB attribute values."""
+
+    def __init__(self, message: str, item: dict | None = None) -> None:
+        super().__init__(message)
+        self.item = item
 
 
 class FencedError(SinkError):

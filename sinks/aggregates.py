@@ -23,10 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from batcher import BucketAggregate
-from readings.errors import FencedError, SinkError
+from readings.errors import ConditionFailedError, FencedError, SinkError
 from sinks.dynamo import batch_get, decode_item, encode_item, with_retries
 
 SEQ_WIDTH = 64
@@ -183,12 +181,8 @@ class AggregateStore:
 
         try:
             return with_retries(call, what=f"PutItem {item['device_id']}/{item['bucket']}")
-        except SinkError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                old = cause.response.get("Item")
-                raise _RefusedError(decode_item(old) if old else self._get(item)) from None
-            raise
+        except ConditionFailedError as exc:
+            raise _RefusedError(decode_item(exc.item) if exc.item else self._get(item)) from None
 
     def _get(self, item: Mapping[str, Any]) -> dict[str, Any] | None:
         found = batch_get(self._client, self._table, [{"device_id": item["device_id"], "bucket": item["bucket"]}])

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from readings.errors import SinkError
+from readings.errors import ConditionFailedError, SinkError
 
 T = TypeVar("T")
 
@@ -73,6 +73,9 @@ def decode_item(item: Mapping[str, Any]) -> dict[str, Any]:
 def with_retries(call: Callable[[], T], *, what: str, attempts: int = 8, base_s: float = 0.05) -> T:
     """Run ``call``, retrying throttling and server errors with jittered exponential backoff.
 
+    A failed condition raises ``ConditionFailedError`` at once (with the stored item when the
+    request asked for it); any other refusal, or a failure that outlasts the retries, ``SinkError``.
+
     boto3's own retries run first (adaptive mode); these cover what outlasts them, so a
     throttled table slows the flush down instead of failing it.
     """
@@ -81,6 +84,8 @@ def with_retries(call: Callable[[], T], *, what: str, attempts: int = 8, base_s:
             return call()
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise ConditionFailedError(f"{what}: the condition failed", exc.response.get("Item")) from exc
             if code not in RETRYABLE_CODES or attempt == attempts - 1:
                 raise SinkError(f"{what}: {code or exc}") from exc
         time.sleep(random.uniform(0, base_s * 2**attempt))

@@ -25,10 +25,8 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from batcher.ledger import Live
-from readings.errors import FencedError, SinkError
+from readings.errors import ConditionFailedError, FencedError
 from sinks.dynamo import encode_item, with_retries
 
 LIVE_BUCKET = "live"
@@ -151,9 +149,6 @@ class LiveView:
 
         try:
             response = with_retries(call, what=f"UpdateItem live#{group}")
-        except SinkError as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException":
-                raise FencedError(f"live#{group}: a later batch of {shard_id} was written") from None
-            raise
+        except ConditionFailedError:
+            raise FencedError(f"live#{group}: a later batch of {shard_id} was written") from None
         return float(response.get("ConsumedCapacity", {}).get("CapacityUnits", 0.0))

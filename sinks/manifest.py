@@ -21,9 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from readings.errors import FencedError
+from readings.errors import ConditionFailedError, FencedError
 from sinks.dynamo import decode_item, encode_item, with_retries
 
 
@@ -101,17 +99,10 @@ class ManifestStore:
                 ),
                 what="PutItem manifest",
             )
-        except Exception as exc:
-            if _condition_failed(exc):
-                raise FencedError(f"{claimed.shard_id}: claimed by another worker since epoch {claimed.epoch}") from exc
-            raise
+        except ConditionFailedError as exc:
+            raise FencedError(f"{claimed.shard_id}: claimed by another worker since epoch {claimed.epoch}") from exc
         return manifest
 
 
 def _fields(m: Manifest) -> dict[str, Any]:
     return {name: getattr(m, name) for name in Manifest.__slots__}
-
-
-def _condition_failed(exc: BaseException) -> bool:
-    cause = exc.__cause__ if exc.__cause__ is not None else exc
-    return isinstance(cause, ClientError) and cause.response["Error"]["Code"] == "ConditionalCheckFailedException"

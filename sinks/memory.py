@@ -51,7 +51,7 @@ class Crash(BaseException):
     """The process dies here."""
 
 
-class ConditionFailedError(Exception):
+class WriteRefusedError(Exception):
     """A conditional write found the item other than expected; ``item`` is the stored one."""
 
     def __init__(self, item: Wire | None) -> None:
@@ -80,13 +80,13 @@ class MemoryTable:
             return None if item is None else copy.deepcopy(item)
 
     def put(self, item: Wire, *, condition: Callable[[Wire | None], bool] | None = None) -> float:
-        """Store ``item`` whole (PutItem); the write units billed. ``ConditionFailedError`` if refused."""
+        """Store ``item`` whole (PutItem); the write units billed. ``WriteRefusedError`` if refused."""
         self._check(item)
         key = self.key_of(item)
         with self.lock:
             stored = self.get(key)
             if condition is not None and not condition(stored):
-                raise ConditionFailedError(stored)
+                raise WriteRefusedError(stored)
             self._items[key] = copy.deepcopy(item)
             return _write_units(stored, item)
 
@@ -106,7 +106,7 @@ class MemoryTable:
         with self.lock:
             stored = self.get(key)
             if condition is not None and not condition(stored):
-                raise ConditionFailedError(stored)
+                raise WriteRefusedError(stored)
             item = (
                 {name: {"S": part} for name, part in zip(self.key, key, strict=False)}
                 if stored is None
@@ -214,7 +214,7 @@ class MemoryManifests:
 
         try:
             self.table.put(encode_item(_fields(manifest)), condition=still_ours)
-        except ConditionFailedError:
+        except WriteRefusedError:
             raise FencedError(f"{claimed.shard_id}: claimed by another worker since epoch {claimed.epoch}") from None
         return manifest
 
@@ -306,7 +306,7 @@ class MemoryAggregates:
         item = encode_item({**bucket_item(*key, agg), WRITER: writer.shard_id, SEQ: writer.marker})
         try:
             units = self.table.put(item, condition=lambda stored: stored is None or SEQ not in stored)
-        except ConditionFailedError as refused:
+        except WriteRefusedError as refused:
             verdict = writer.verdict(decode_item(refused.item or {}))
             if verdict == "applied":
                 return WriteResult(skipped=1)
@@ -340,7 +340,7 @@ class MemoryAggregates:
 
         try:
             units = self.table.put(item, condition=condition)
-        except ConditionFailedError:
+        except WriteRefusedError:
             return None
         return WriteResult(written=1, consumed_wcu=units)
 
@@ -385,7 +385,7 @@ class MemoryLiveView:
                 units += self.table.update(
                     (key["device_id"], key["bucket"]), set_=values, remove=drop, condition=not_later
                 )
-            except ConditionFailedError:
+            except WriteRefusedError:
                 raise FencedError(f"live#{group}: a later batch of {shard_id} was written") from None
             written += 1
         return written, units

@@ -38,3 +38,17 @@ def test_help_has_examples_and_the_readme_names_it(path: str, command: click.Com
     if not isinstance(command, click.Group):
         assert "Examples:" in result.output or "Example:" in result.output, f"`wattstream {path} --help` has no example"
     assert f"wattstream {path}" in README, f"README does not mention `wattstream {path}`"
+
+
+def test_a_library_error_ends_as_one_line_and_exit_1(tmp_path: Path) -> None:
+    env = {
+        "WATTSTREAM_KCL_JARS_DIR": str(tmp_path / "no-jars"),
+        "WATTSTREAM_METRICS_PORT": "0",
+        "WATTSTREAM_METRICS_DIR": str(tmp_path / "metrics"),
+        "WATTSTREAM_WORK_DIR": str(tmp_path / "work"),
+    }
+    result = CliRunner().invoke(main, ["consume"], env=env)
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    (line,) = [x for x in result.output.splitlines() if x.startswith("Error:")]
+    assert "no KCL jars" in line and "make install" in line
