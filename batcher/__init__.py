@@ -6,7 +6,7 @@ Nothing here touches the network or reads the clock; callers pass ``now_ms``.
 from batcher.batch import BatchResult, BatchStats, compute_batch
 from batcher.buckets import BucketAggregate, day_key, hour_key, split_by_hour
 from batcher.policy import BatchBuffer, BatchPolicy, FlushTrigger
-from batcher.registers import DeviceState, Meter, Point, RegisterRules, Suspicion
+from batcher.registers import DeviceState, Point, RegisterRules, RegisterTracker, Suspicion
 from batcher.seen import SeenSeqs
 
 __all__ = [
@@ -17,7 +17,7 @@ __all__ = [
     "BucketAggregate",
     "DeviceState",
     "FlushTrigger",
-    "Meter",
+    "RegisterTracker",
     "Point",
     "RegisterRules",
     "SeenSeqs",

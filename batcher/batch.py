@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from batcher.buckets import BucketAggregate, day_key, hour_key, split_by_hour
-from batcher.registers import DeviceState, FlagSink, Meter, Point, RegisterRules
+from batcher.registers import DeviceState, FlagSink, Point, RegisterRules, RegisterTracker
 from batcher.seen import SeenSeqs
 from readings.models import Reading
 
@@ -149,7 +149,7 @@ def compute_batch(
             bucket(hour_key(ts_ms)).add_sample(ts_ms, power_w)
             bucket(day_key(ts_ms)).add_sample(ts_ms, power_w)
 
-        meter = Meter(state, rules, on_energy, on_flag)
+        meter = RegisterTracker(state, rules, on_energy, on_flag)
         stored_before = stats.stored
         for r in device_readings:
             stats.readings += 1

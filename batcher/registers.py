@@ -163,7 +163,7 @@ def _held_flag(s: Point) -> str:
     return "jump" if s.kind is Suspicion.JUMP else "glitch"
 
 
-class Meter:
+class RegisterTracker:
     """Applies the register rules to one device's state, emitting energy spans and flags."""
 
     def __init__(self, state: DeviceState, rules: RegisterRules, energy: EnergySink, flag: FlagSink) -> None:

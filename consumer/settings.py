@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     max_age_s: float = Field(30.0, gt=0, description="X: flush this many seconds after a batch's first record.")
     max_bytes: int = Field(8 * 1024 * 1024, ge=1, description="Flush when a batch's payloads reach this size.")
 
-    # Meter rules.
+    # Meter register rules.
     register_tolerance_wh: float = Field(1.0, ge=0, description="A register decrease up to this is noise.")
     max_power_w: float = Field(100_000.0, gt=0, description="A rise above this power x elapsed time is a jump.")
     future_tolerance_s: float = Field(300.0, ge=0, description="Readings this far after receipt are rejected.")

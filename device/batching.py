@@ -5,7 +5,7 @@ message as close to ``max_bytes`` as possible without crossing it. The size is c
 on the bytes that will be sent: the envelope plus one JSON fragment per reading, joined by
 commas, so no message ever exceeds the limit.
 
-When to send is ``BatchRule.ready``: ``max_readings`` readings are waiting, or the oldest
+When to send is ``BatchPolicy.ready``: ``max_readings`` readings are waiting, or the oldest
 waiting reading is ``max_wait_s`` old, or the next reading would not fit any more.
 """
 
@@ -25,7 +25,7 @@ _OPTIONAL = ("power_w", "voltage_v", "current_a", "pf")
 
 
 @dataclass(frozen=True, slots=True)
-class BatchRule:
+class BatchPolicy:
     """When a message is ready and how big it may be."""
 
     max_readings: int = 50
@@ -34,7 +34,7 @@ class BatchRule:
 
     def __post_init__(self) -> None:
         if self.max_readings < 1 or self.max_wait_s < 0 or self.max_bytes < 256:
-            raise DeviceError(f"invalid batch rule {self}")
+            raise DeviceError(f"invalid batch policy {self}")
 
     def ready(self, waiting: Sequence[SpooledReading], now_ms: int, *, full: bool) -> bool:
         """Whether ``waiting`` (oldest first) should go out now; ``full`` = the bytes ran out."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import structlog
 
 from device import metrics
-from device.batching import BatchRule, pack
+from device.batching import BatchPolicy, pack
 from device.meters import MeterError, MeterSource
 from device.publisher import Publisher
 from device.spool import Spool
@@ -58,7 +58,7 @@ class Box:
         meter: MeterSource,
         spool: Spool,
         publisher: Publisher,
-        rule: BatchRule,
+        rule: BatchPolicy,
         read_interval_ms: int,
         max_inflight: int = 20,
         first_read_ms: int | None = None,

@@ -105,7 +105,7 @@ def build_box(
         meter=meter,
         spool=spool,
         publisher=publisher,
-        rule=settings.batch_rule,
+        rule=settings.batch_policy,
         read_interval_ms=interval_ms,
         max_inflight=settings.max_inflight,
         first_read_ms=first_read_ms,

@@ -33,7 +33,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from device.batching import IOT_BILLING_STEP_BYTES, BatchRule
+from device.batching import IOT_BILLING_STEP_BYTES, BatchPolicy
 from device.certs import DEFAULT_CERT_DIR, CertLayout
 from device.publisher import MqttConfig
 from device.topic import publish_topic
@@ -126,8 +126,8 @@ class DeviceSettings(BaseSettings):
         return tuple(sources)
 
     @property
-    def batch_rule(self) -> BatchRule:
-        return BatchRule(self.max_readings, self.max_wait_s, self.max_message_bytes)
+    def batch_policy(self) -> BatchPolicy:
+        return BatchPolicy(self.max_readings, self.max_wait_s, self.max_message_bytes)
 
     @property
     def resolved_spool_path(self) -> Path:

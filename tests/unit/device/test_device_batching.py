@@ -8,7 +8,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from device.batching import IOT_BILLING_STEP_BYTES, BatchRule, pack
+from device.batching import IOT_BILLING_STEP_BYTES, BatchPolicy, pack
 from device.spool import SpooledReading
 from readings.models import Message
 
@@ -86,7 +86,7 @@ def test_typical_readings_fill_most_of_the_step() -> None:
 
 
 def test_rule_waits_for_count_age_or_full() -> None:
-    rule = BatchRule(max_readings=3, max_wait_s=10.0)
+    rule = BatchPolicy(max_readings=3, max_wait_s=10.0)
     two = [SpooledReading(seq=i, ts_ms=1_000 * i, energy_wh=1.0) for i in (1, 2)]
     assert not rule.ready([], 0, full=False)
     assert not rule.ready(two, 1_000 + 9_999, full=False)

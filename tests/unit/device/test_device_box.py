@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from device.batching import BatchRule
+from device.batching import BatchPolicy
 from device.box import Box
 from device.meters import MeterError, SimulatedMeter
 from device.publisher import Ack
@@ -57,7 +57,7 @@ def make_box(tmp_path: Path, publisher: FakePublisher, meter=None, **rule) -> Bo
         meter=meter or SimulatedMeter(seed=1),
         spool=Spool(tmp_path / "box.db", "box-1"),
         publisher=publisher,  # type: ignore[arg-type]
-        rule=BatchRule(**{"max_readings": 5, "max_wait_s": 30.0, **rule}),
+        rule=BatchPolicy(**{"max_readings": 5, "max_wait_s": 30.0, **rule}),
         read_interval_ms=1_000,
         max_inflight=2,
         first_read_ms=0,
