@@ -5,30 +5,14 @@ Library errors become ``click.ClickException`` here, at the edge.
 
 from __future__ import annotations
 
-import logging
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
-import structlog
 
 from readings.errors import WattstreamError
-
-
-def configure_logging(level: str) -> None:
-    """JSON lines on stderr, one event name per line."""
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
+from readings.logs import configure as configure_logging
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})

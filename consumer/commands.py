@@ -10,7 +10,7 @@ from consumer.settings import Settings
 
 
 def _settings() -> Settings:
-    from consumer.logs import configure
+    from readings.logs import configure
 
     settings = Settings()
     configure(settings.log_level)

@@ -428,7 +428,7 @@ def build(settings: Settings) -> ShardProcessor:
 
 
 def main() -> None:
-    from consumer.logs import configure
+    from readings.logs import configure
 
     # Shutdown is the daemon's to order (shutdown_requested, then the checkpoint). A SIGINT or
     # SIGTERM sent to the whole process group (Ctrl-C, `kill -- -PGID`) must not end this

@@ -6,35 +6,18 @@ Library errors become ``click.ClickException`` here, at the edge.
 from __future__ import annotations
 
 import json
-import logging
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
-import structlog
 
 from device import certs as certs_lib
 from readings.errors import WattstreamError
+from readings.logs import configure as configure_logging
 
 MAX_BACKFILL_MS = 7 * 24 * 3600 * 1000
-
-
-def configure_logging(level: str) -> None:
-    """JSON lines on stderr, one event name per line."""
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
-    )
 
 
 def _stop_on_signals(event: Any) -> None:

@@ -66,7 +66,7 @@ def run_demo(devices: int, duration_s: float, max_age_s: float, work_dir: Path =
     for stale in ("spool", "mosquitto", "logs", "metrics", "consumer"):
         shutil.rmtree(work_dir / stale, ignore_errors=True)  # every run starts from fresh boxes
     logs = work_dir / "logs"
-    from consumer.logs import configure
+    from readings.logs import configure
 
     configure("WARNING")  # the demo's own library logs: warnings only, JSON on stderr
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_on_sigterm)

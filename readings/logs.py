@@ -1,4 +1,5 @@
-"""structlog, JSON, stderr only: stdout of a record processor belongs to the KCL protocol."""
+"""Logging for every wattstream process: structlog, JSON lines, stderr only (a record
+processor's stdout belongs to the KCL protocol), one event name per line."""
 
 from __future__ import annotations
 
