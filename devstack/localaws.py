@@ -13,13 +13,15 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from devstack.net import free_port, port_free, wait_for_port
 from readings.errors import ConfigError
 
-__all__ = ["LocalAws", "free_port", "kinesis_mock_bin", "wait_for_port"]
+__all__ = ["LocalAws", "free_port", "kinesis_mock_bin", "moto_server", "wait_for_port"]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOST = "127.0.0.1"
@@ -128,3 +130,20 @@ class LocalAws:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+@contextmanager
+def moto_server(host: str = DEFAULT_HOST, timeout_s: float = 60.0) -> Iterator[str]:
+    """moto server alone on a free port (DynamoDB, S3, ... without Kinesis); yields its URL."""
+    port = free_port(host)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", host, "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(host, port, timeout_s, alive=lambda: server.poll() is None)
+        yield f"http://{host}:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

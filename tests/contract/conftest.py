@@ -7,9 +7,6 @@ needs to look behind it (the raw object bytes, the stored items), read the backe
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -18,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 
-from devstack.localaws import wait_for_port
+from devstack.localaws import moto_server
 from devstack.provision import create_bucket, create_table
 from sinks.aggregates import AggregateStore
 from sinks.archive import Archive
@@ -58,26 +55,9 @@ class Moto:
 
 @pytest.fixture(scope="session")
 def moto() -> Iterator[Moto]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port("127.0.0.1", port, 60, alive=lambda: server.poll() is None)
-        kwargs = dict(
-            endpoint_url=f"http://127.0.0.1:{port}",
-            region_name=REGION,
-            aws_access_key_id="test",
-            aws_secret_access_key="test",
-        )
+    with moto_server() as url:
+        kwargs = dict(endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
         yield Moto(boto3.client("dynamodb", **kwargs), boto3.client("s3", **kwargs))
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @dataclass

@@ -6,9 +6,6 @@ and a holder whose monotonic clock is moved on sees its own deadline pass, witho
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +15,7 @@ import boto3
 import pytest
 
 from consumer import slots
-from devstack.localaws import wait_for_port
+from devstack.localaws import moto_server
 from devstack.provision import create_table
 from devstack.stack import wait_until
 
@@ -35,26 +32,14 @@ class Clock:
 
 @pytest.fixture(scope="module")
 def dynamodb() -> Iterator[Any]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_for_port("127.0.0.1", port, 60, alive=lambda: server.poll() is None)
+    with moto_server() as url:
         yield boto3.client(
             "dynamodb",
-            endpoint_url=f"http://127.0.0.1:{port}",
+            endpoint_url=url,
             region_name="us-east-1",
             aws_access_key_id="test",
             aws_secret_access_key="test",
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
 
 
 @pytest.fixture
