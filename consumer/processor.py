@@ -129,8 +129,8 @@ class ShardProcessor(processor.RecordProcessorBase):
         checkpoint = initialize_input.sequence_number
         if claimed.pending_after(checkpoint):
             self.phase = Phase.REPLAYING
-            self._replay_until = int(claimed.last_seq or 0)
-            self._replay_first = claimed.first_seq
+            self._replay_until = int(claimed.last_sequence_number or 0)
+            self._replay_first = claimed.first_sequence_number
             self.memory = self._load(claimed.prev_state_key)
         elif claimed.state_key is not None:
             self.memory = self._load(claimed.state_key)
@@ -140,7 +140,7 @@ class ShardProcessor(processor.RecordProcessorBase):
             "shard_initialized",
             checkpoint=checkpoint,
             epoch=claimed.epoch,
-            replay_until=claimed.last_seq if self.phase is Phase.REPLAYING else None,
+            replay_until=claimed.last_sequence_number if self.phase is Phase.REPLAYING else None,
             devices=len(self.memory.states),
             parents=list(self.lineage.parents),
         )
@@ -213,7 +213,7 @@ class ShardProcessor(processor.RecordProcessorBase):
     def _replay(self, record: Any, checkpointer: Any, now_ms: int) -> None:
         """Gather the interrupted batch again; commit it exactly at its last sequence number."""
         assert self._replay_until is not None and self._claimed is not None
-        seq = int(record.sequence_number)
+        position = int(record.sequence_number)
         if not len(self.buffer) and self._replay_first not in (None, record.sequence_number):
             # Records expired from the stream, or the lease table was reset: the batch cannot
             # be rebuilt. Carry on from the state the interrupted batch left, if it got that
@@ -227,7 +227,7 @@ class ShardProcessor(processor.RecordProcessorBase):
             self._end_replay()
             self._add(record, now_ms)
             return
-        if seq > self._replay_until:
+        if position > self._replay_until:
             # The interrupted batch ended before this record: commit what was rebuilt, then
             # carry on normally.
             self._close_replay(checkpointer)
@@ -235,7 +235,7 @@ class ShardProcessor(processor.RecordProcessorBase):
                 self._add(record, now_ms)
             return
         self._add(record, now_ms)
-        if seq == self._replay_until:
+        if position == self._replay_until:
             self._close_replay(checkpointer)
 
     def _close_replay(self, checkpointer: Any) -> None:
@@ -381,8 +381,8 @@ def _record_flush(
         items_skipped=writes.buckets.skipped,
         live_items=writes.live_items,
         snapshot_bytes=writes.snapshot_bytes,
-        first_seq=batch[0].sequence_number,
-        last_seq=batch[-1].sequence_number,
+        first_sequence_number=batch[0].sequence_number,
+        last_sequence_number=batch[-1].sequence_number,
         arrival_first_ms=batch[0].arrival_ms,
         arrival_last_ms=batch[-1].arrival_ms,
         committed_ms=now_ms,

@@ -36,10 +36,11 @@ from batcher.ledger import Ledger, settle
 from consumer.lineage import Lineage
 from consumer.records import PendingRecord
 from readings.errors import FencedError, WattstreamError
-from sinks.aggregates import Writer, WriteResult, seq_marker
+from sinks.aggregates import Writer, WriteResult
 from sinks.archive import dead_letter_key, raw_key
 from sinks.manifest import Manifest
 from sinks.ports import AggregatePort, ArchivePort, LivePort, ManifestPort, SnapshotPort
+from sinks.position import position_marker
 from sinks.snapshot import snapshot_key
 
 log = structlog.get_logger("wattstream.consumer")
@@ -125,14 +126,14 @@ def commit(
     after = ShardMemory(
         {**memory.states, **result.states}, {**memory.ledgers, **settled.ledgers}, snapshot_key(shard_id, last)
     )
-    writer = Writer(shard_id, seq_marker(last), lineage.descendants)
+    writer = Writer(shard_id, position_marker(last), lineage.descendants)
     try:
         # Step 1. The manifest, conditional on our claim.
         key = raw_key(shard_id, first, last, batch[0].arrival_ms)
         stores.manifests.begin_batch(
             claimed,
-            first_seq=first,
-            last_seq=last,
+            first_sequence_number=first,
+            last_sequence_number=last,
             records=len(batch),
             raw_key=key,
             trigger=str(trigger),
@@ -140,7 +141,7 @@ def commit(
             state_key=after.state_key,
         )
         # From here to the checkpoint a crash leaves a batch to replay (chaos tests aim here).
-        log.info("batch_begun", first_seq=first, last_seq=last, records=len(batch))
+        log.info("batch_begun", first_sequence_number=first, last_sequence_number=last, records=len(batch))
         # Step 2. Raw records and dead letters, under keys derived from the batch.
         stores.archive.put(key, (r.raw_line(shard_id) for r in batch))
         dead = [line for r in batch if (line := r.dead_letter_line(shard_id)) is not None]

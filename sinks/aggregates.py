@@ -27,14 +27,8 @@ from batcher import BucketAggregate
 from readings.errors import ConditionFailedError, FencedError, SinkError
 from sinks.dynamo import batch_get, decode_item, encode_item, with_retries
 
-SEQ_WIDTH = 64
 WRITER = "w"
-SEQ = "s"
-
-
-def seq_marker(sequence_number: str | int) -> str:
-    """A Kinesis sequence number as a fixed-width string that sorts like the number."""
-    return str(int(sequence_number)).zfill(SEQ_WIDTH)
+BATCH = "s"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,11 +41,11 @@ class Writer:
 
     def verdict(self, item: Mapping[str, Any] | None) -> str:
         """``write``, ``applied`` (this batch wrote it already) or ``fenced``, from the stored pair."""
-        if item is None or SEQ not in item:
+        if item is None or BATCH not in item:
             return "write"
-        writer, seq = item.get(WRITER), str(item[SEQ])
+        writer, batch = item.get(WRITER), str(item[BATCH])
         if writer == self.shard_id:
-            return "applied" if seq == self.marker else "fenced" if seq > self.marker else "write"
+            return "applied" if batch == self.marker else "fenced" if batch > self.marker else "write"
         return "fenced" if writer in self.descendants else "write"
 
 
@@ -128,13 +122,15 @@ class AggregateStore:
         """The item written (None: it exists already and needs a merge)."""
         item = self._stamped(bucket_item(*key, agg), writer)
         try:
-            response = self._put(item, "attribute_not_exists(#s)", {"#s": SEQ}, {})
+            response = self._put(item, "attribute_not_exists(#s)", {"#s": BATCH}, {})
         except _RefusedError as refused:
             verdict = writer.verdict(refused.item)
             if verdict == "applied":
                 return WriteResult(skipped=1)
             if verdict == "fenced":
-                raise FencedError(f"{key}: written by {refused.item.get(WRITER)} at {refused.item.get(SEQ)}") from None
+                raise FencedError(
+                    f"{key}: written by {refused.item.get(WRITER)} at {refused.item.get(BATCH)}"
+                ) from None
             return None
         return WriteResult(written=1, consumed_wcu=_units(response))
 
@@ -146,15 +142,15 @@ class AggregateStore:
             return WriteResult(skipped=1)
         if verdict == "fenced":
             assert stored is not None
-            raise FencedError(f"{key}: written by {stored.get(WRITER)} at {stored.get(SEQ)}")
+            raise FencedError(f"{key}: written by {stored.get(WRITER)} at {stored.get(BATCH)}")
         merged = delta if stored is None else BucketAggregate.from_dict(dict(stored)).merge(delta)
         item = self._stamped(bucket_item(*key, merged), writer)
-        if stored is None or SEQ not in stored:
-            condition, names, values = "attribute_not_exists(#s)", {"#s": SEQ}, {}
+        if stored is None or BATCH not in stored:
+            condition, names, values = "attribute_not_exists(#s)", {"#s": BATCH}, {}
         else:
             condition = "#w = :w AND #s = :s"
-            names = {"#w": WRITER, "#s": SEQ}
-            values = {":w": {"S": str(stored[WRITER])}, ":s": {"S": str(stored[SEQ])}}
+            names = {"#w": WRITER, "#s": BATCH}
+            values = {":w": {"S": str(stored[WRITER])}, ":s": {"S": str(stored[BATCH])}}
         try:
             response = self._put(item, condition, names, values)
         except _RefusedError:
@@ -163,7 +159,7 @@ class AggregateStore:
 
     @staticmethod
     def _stamped(item: dict[str, Any], writer: Writer) -> dict[str, Any]:
-        return {**item, WRITER: writer.shard_id, SEQ: writer.marker}
+        return {**item, WRITER: writer.shard_id, BATCH: writer.marker}
 
     def _put(self, item: dict[str, Any], condition: str, names: dict[str, str], values: dict[str, Any]) -> Any:
         def call() -> Any:

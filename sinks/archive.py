@@ -26,14 +26,14 @@ def _partition(arrival_ms: int) -> tuple[str, str]:
     return dt.strftime("%Y-%m-%d"), dt.strftime("%H")
 
 
-def raw_key(shard_id: str, first_seq: str, last_seq: str, arrival_ms: int) -> str:
+def raw_key(shard_id: str, first_sequence_number: str, last_sequence_number: str, arrival_ms: int) -> str:
     day, hour = _partition(arrival_ms)
-    return f"{RAW_PREFIX}/dt={day}/hour={hour}/shard={shard_id}/{first_seq}-{last_seq}.jsonl.gz"
+    return f"{RAW_PREFIX}/dt={day}/hour={hour}/shard={shard_id}/{first_sequence_number}-{last_sequence_number}.jsonl.gz"
 
 
-def dead_letter_key(shard_id: str, first_seq: str, last_seq: str, arrival_ms: int) -> str:
+def dead_letter_key(shard_id: str, first_sequence_number: str, last_sequence_number: str, arrival_ms: int) -> str:
     day, hour = _partition(arrival_ms)
-    return f"{DEAD_LETTER_PREFIX}/dt={day}/hour={hour}/shard={shard_id}/{first_seq}-{last_seq}.jsonl.gz"
+    return f"{DEAD_LETTER_PREFIX}/dt={day}/hour={hour}/shard={shard_id}/{first_sequence_number}-{last_sequence_number}.jsonl.gz"
 
 
 def _line(line: Mapping[str, Any]) -> bytes:

@@ -2,12 +2,12 @@
 
 One item per shard in the consumer-state table (never in KCL's lease table):
 
-    shard_id, epoch, owner, first_seq, last_seq, records, raw_key, trigger,
+    shard_id, epoch, owner, first_sequence_number, last_sequence_number, records, raw_key, trigger,
     prev_state_key, state_key
 
 ``prev_state_key`` and ``state_key`` name the shard's snapshots (``sinks.snapshot``) before
 and after the batch. See ``consumer.protocol`` for the order of a flush.
-A manifest whose ``last_seq`` lies past the shard's checkpoint is a batch that was being
+A manifest whose ``last_sequence_number`` lies past the shard's checkpoint is a batch that was being
 written when its worker died; the next owner rebuilds exactly that batch.
 
 Fencing: a worker ``claim``s the shard when KCL gives it the lease, raising ``epoch`` by one.
@@ -18,11 +18,16 @@ stops as if its lease were lost.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from readings.errors import ConditionFailedError, FencedError
 from sinks.dynamo import decode_item, encode_item, with_retries
+from sinks.position import SequenceNumber, is_past
+
+# Manifests written before the positions had their own names; read, never written.
+_LEGACY_NAMES = {"first_seq": "first_sequence_number", "last_seq": "last_sequence_number"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +35,8 @@ class Manifest:
     shard_id: str
     epoch: int
     owner: str
-    first_seq: str | None = None
-    last_seq: str | None = None
+    first_sequence_number: SequenceNumber | None = None
+    last_sequence_number: SequenceNumber | None = None
     records: int = 0
     raw_key: str | None = None
     trigger: str | None = None
@@ -40,11 +45,7 @@ class Manifest:
 
     def pending_after(self, checkpoint: str | None) -> bool:
         """True when this batch was begun but never checkpointed."""
-        if self.last_seq is None:
-            return False
-        if checkpoint is None or not checkpoint.isdigit():
-            return True
-        return int(self.last_seq) > int(checkpoint)
+        return self.last_sequence_number is not None and is_past(self.last_sequence_number, checkpoint)
 
 
 class ManifestStore:
@@ -62,8 +63,7 @@ class ManifestStore:
         item = response.get("Item")
         if item is None:
             return None
-        fields = decode_item(item)
-        return Manifest(**{name: fields[name] for name in Manifest.__slots__ if name in fields})
+        return manifest_from_item(decode_item(item))
 
     def claim(self, shard_id: str, owner: str) -> Manifest:
         """Take the shard for ``owner``: the returned manifest carries the new epoch.
@@ -82,17 +82,16 @@ class ManifestStore:
             ),
             what="claim manifest",
         )
-        item = decode_item(response["Attributes"])
-        return Manifest(**{name: item[name] for name in Manifest.__slots__ if name in item})
+        return manifest_from_item(decode_item(response["Attributes"]))
 
     def begin_batch(self, claimed: Manifest, **batch: Any) -> Manifest:
         """Record the batch about to be written; ``FencedError`` if the shard was claimed since."""
-        manifest = Manifest(**{**_fields(claimed), **batch})
+        manifest = Manifest(**{**manifest_fields(claimed), **batch})
         try:
             with_retries(
                 lambda: self._client.put_item(
                     TableName=self._table,
-                    Item=encode_item(_fields(manifest)),
+                    Item=encode_item(manifest_fields(manifest)),
                     ConditionExpression="epoch = :epoch AND #o = :owner",
                     ExpressionAttributeNames={"#o": "owner"},
                     ExpressionAttributeValues={":epoch": {"N": str(claimed.epoch)}, ":owner": {"S": claimed.owner}},
@@ -104,5 +103,12 @@ class ManifestStore:
         return manifest
 
 
-def _fields(m: Manifest) -> dict[str, Any]:
+def manifest_from_item(item: Mapping[str, Any]) -> Manifest:
+    """A manifest from its decoded item, in either layout."""
+    fields = {_LEGACY_NAMES.get(name, name): value for name, value in item.items()}
+    return Manifest(**{name: fields[name] for name in Manifest.__slots__ if name in fields})
+
+
+def manifest_fields(m: Manifest) -> dict[str, Any]:
+    """The item of a manifest, in the current layout."""
     return {name: getattr(m, name) for name in Manifest.__slots__}

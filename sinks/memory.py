@@ -29,12 +29,12 @@ from typing import Any, NoReturn, TypeVar, cast
 from batcher import BucketAggregate
 from batcher.ledger import Live
 from readings.errors import FencedError, SinkError
-from sinks.aggregates import SEQ, WRITER, Writer, WriteResult, bucket_item
+from sinks.aggregates import BATCH, WRITER, Writer, WriteResult, bucket_item
 from sinks.archive import decode_lines, encode_lines
 from sinks.dynamo import decode_item, encode_item
 from sinks.limits import item_size_bytes, refusals
 from sinks.live import _wire_list, device_attr, entry, group_of, live_key, marker_attr
-from sinks.manifest import Manifest
+from sinks.manifest import Manifest, manifest_fields, manifest_from_item
 from sinks.snapshot import decode_snapshot, encode_snapshot
 
 T = TypeVar("T")
@@ -176,14 +176,6 @@ class MemoryBucket:
 # -- the stores -------------------------------------------------------------------------------
 
 
-def _manifest(item: Mapping[str, Any]) -> Manifest:
-    return Manifest(**{name: item[name] for name in Manifest.__slots__ if name in item})
-
-
-def _fields(manifest: Manifest) -> dict[str, Any]:
-    return {name: getattr(manifest, name) for name in Manifest.__slots__}
-
-
 class MemoryManifests:
     """Batch manifests (``sinks.manifest.ManifestStore``), one item per shard."""
 
@@ -192,7 +184,7 @@ class MemoryManifests:
 
     def read(self, shard_id: str) -> Manifest | None:
         item = self.table.get((shard_id,))
-        return None if item is None else _manifest(decode_item(item))
+        return None if item is None else manifest_from_item(decode_item(item))
 
     def claim(self, shard_id: str, owner: str) -> Manifest:
         # The read and the raise under the table's lock: one atomic step, as the UpdateItem is.
@@ -201,10 +193,10 @@ class MemoryManifests:
             fields: dict[str, Any] = decode_item(stored) if stored is not None else {"shard_id": shard_id}
             fields.update(epoch=int(fields.get("epoch", 0)) + 1, owner=owner)
             self.table.update((shard_id,), set_=encode_item({"epoch": fields["epoch"], "owner": owner}))
-        return _manifest(fields)
+        return manifest_from_item(fields)
 
     def begin_batch(self, claimed: Manifest, **batch: Any) -> Manifest:
-        manifest = Manifest(**{**_fields(claimed), **batch})
+        manifest = Manifest(**{**manifest_fields(claimed), **batch})
 
         def still_ours(stored: Wire | None) -> bool:
             if stored is None:
@@ -213,7 +205,7 @@ class MemoryManifests:
             return fields.get("epoch") == claimed.epoch and fields.get("owner") == claimed.owner
 
         try:
-            self.table.put(encode_item(_fields(manifest)), condition=still_ours)
+            self.table.put(encode_item(manifest_fields(manifest)), condition=still_ours)
         except WriteRefusedError:
             raise FencedError(f"{claimed.shard_id}: claimed by another worker since epoch {claimed.epoch}") from None
         return manifest
@@ -243,8 +235,8 @@ class MemorySnapshots:
     def __init__(self, bucket: MemoryBucket | None = None) -> None:
         self.bucket = bucket if bucket is not None else MemoryBucket()
 
-    def put(self, key: str, shard_id: str, last_seq: str, devices: Mapping[str, Any]) -> int:
-        body = encode_snapshot(shard_id, last_seq, devices)
+    def put(self, key: str, shard_id: str, last_sequence_number: str, devices: Mapping[str, Any]) -> int:
+        body = encode_snapshot(shard_id, last_sequence_number, devices)
         self.bucket.put(key, body)
         return len(body)
 
@@ -303,16 +295,16 @@ class MemoryAggregates:
         raise SinkError(f"corrections of {len(pending)} items kept conflicting")
 
     def _create(self, writer: Writer, key: tuple[str, str], agg: BucketAggregate) -> WriteResult | None:
-        item = encode_item({**bucket_item(*key, agg), WRITER: writer.shard_id, SEQ: writer.marker})
+        item = encode_item({**bucket_item(*key, agg), WRITER: writer.shard_id, BATCH: writer.marker})
         try:
-            units = self.table.put(item, condition=lambda stored: stored is None or SEQ not in stored)
+            units = self.table.put(item, condition=lambda stored: stored is None or BATCH not in stored)
         except WriteRefusedError as refused:
             verdict = writer.verdict(decode_item(refused.item or {}))
             if verdict == "applied":
                 return WriteResult(skipped=1)
             if verdict == "fenced":
                 old = decode_item(refused.item or {})
-                raise FencedError(f"{key}: written by {old.get(WRITER)} at {old.get(SEQ)}") from None
+                raise FencedError(f"{key}: written by {old.get(WRITER)} at {old.get(BATCH)}") from None
             return None
         return WriteResult(written=1, consumed_wcu=units)
 
@@ -325,18 +317,18 @@ class MemoryAggregates:
             return WriteResult(skipped=1)
         if verdict == "fenced":
             assert stored is not None
-            raise FencedError(f"{key}: written by {stored.get(WRITER)} at {stored.get(SEQ)}")
+            raise FencedError(f"{key}: written by {stored.get(WRITER)} at {stored.get(BATCH)}")
         merged = delta if stored is None else BucketAggregate.from_dict(dict(stored)).merge(delta)
-        item = encode_item({**bucket_item(*key, merged), WRITER: writer.shard_id, SEQ: writer.marker})
-        if stored is None or SEQ not in stored:
+        item = encode_item({**bucket_item(*key, merged), WRITER: writer.shard_id, BATCH: writer.marker})
+        if stored is None or BATCH not in stored:
 
             def condition(now: Wire | None) -> bool:
-                return now is None or SEQ not in now
+                return now is None or BATCH not in now
         else:
-            seen = (stored_wire or {}).get(WRITER), (stored_wire or {}).get(SEQ)
+            seen = (stored_wire or {}).get(WRITER), (stored_wire or {}).get(BATCH)
 
             def condition(now: Wire | None) -> bool:
-                return now is not None and (now.get(WRITER), now.get(SEQ)) == seen
+                return now is not None and (now.get(WRITER), now.get(BATCH)) == seen
 
         try:
             units = self.table.put(item, condition=condition)

@@ -100,8 +100,8 @@ class ArchivePort(Protocol):
 
 @runtime_checkable
 class SnapshotPort(Protocol):
-    def put(self, key: str, shard_id: str, last_seq: str, devices: Mapping[str, Any]) -> int:
-        """Write the shard's devices after the batch ending at ``last_seq``; the size in bytes."""
+    def put(self, key: str, shard_id: str, last_sequence_number: str, devices: Mapping[str, Any]) -> int:
+        """Write the shard's devices after the batch ending at ``last_sequence_number``; the size in bytes."""
 
     def get(self, key: str) -> dict[str, Any] | None:
         """The devices of a snapshot; None when the object does not exist."""

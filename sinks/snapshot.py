@@ -2,7 +2,7 @@
 
 The processor of a shard keeps its devices' state in memory and makes it durable once per
 flush, in one PUT, instead of one write per device. The key is a function of the shard and the
-batch (``state/shard=<shard>/<last-seq>.json.gz``) and the bytes are a function of the state
+batch (``state/shard=<shard>/<last-sequence-number>.json.gz``) and the bytes are a function of the state
 (sorted keys, gzip without a time stamp), so a replayed batch writes the very same object. The
 batch manifest names the snapshot before and after its batch: a replay starts from the one
 before, a new owner from the one after the last checkpointed batch.
@@ -24,12 +24,12 @@ STATE_PREFIX = "state"
 FORMAT = 1
 
 
-def snapshot_key(shard_id: str, last_seq: str) -> str:
-    return f"{STATE_PREFIX}/shard={shard_id}/{last_seq}.json.gz"
+def snapshot_key(shard_id: str, last_sequence_number: str) -> str:
+    return f"{STATE_PREFIX}/shard={shard_id}/{last_sequence_number}.json.gz"
 
 
-def encode_snapshot(shard_id: str, last_seq: str, devices: Mapping[str, Any]) -> bytes:
-    doc = {"format": FORMAT, "shard_id": shard_id, "last_seq": last_seq, "devices": devices}
+def encode_snapshot(shard_id: str, last_sequence_number: str, devices: Mapping[str, Any]) -> bytes:
+    doc = {"format": FORMAT, "shard_id": shard_id, "last_sequence_number": last_sequence_number, "devices": devices}
     return gzip.compress(orjson.dumps(doc, option=orjson.OPT_SORT_KEYS), compresslevel=1, mtime=0)
 
 
@@ -45,8 +45,8 @@ class SnapshotStore:
         self._client = client
         self.bucket = bucket
 
-    def put(self, key: str, shard_id: str, last_seq: str, devices: Mapping[str, Any]) -> int:
-        body = encode_snapshot(shard_id, last_seq, devices)
+    def put(self, key: str, shard_id: str, last_sequence_number: str, devices: Mapping[str, Any]) -> int:
+        body = encode_snapshot(shard_id, last_sequence_number, devices)
         with_retries(
             lambda: self._client.put_object(Bucket=self.bucket, Key=key, Body=body, ContentType="application/gzip"),
             what=f"PutObject {key}",

@@ -80,9 +80,13 @@ def _aws(request: pytest.FixtureRequest) -> Moto:
 @pytest.fixture(params=BACKENDS)
 def manifests(request: pytest.FixtureRequest) -> Subject:
     if request.param == "memory":
-        return Subject(MemoryManifests(), "memory")
+        table = MemoryTable(("shard_id",))
+        return Subject(MemoryManifests(table), "memory", seed=lambda wire: table.put(wire))
     aws = _aws(request)
-    return Subject(ManifestStore(aws.dynamodb, aws.table([("shard_id", "HASH")])), "aws")
+    name = aws.table([("shard_id", "HASH")])
+    return Subject(
+        ManifestStore(aws.dynamodb, name), "aws", seed=lambda wire: aws.dynamodb.put_item(TableName=name, Item=wire)
+    )
 
 
 def _bucket_subject(

@@ -6,8 +6,9 @@ import pytest
 
 from batcher import BucketAggregate
 from readings.errors import FencedError
-from sinks.aggregates import Writer, bucket_item, seq_marker
+from sinks.aggregates import Writer, bucket_item
 from sinks.dynamo import encode_item
+from sinks.position import position_marker
 
 SHARD = "shardId-000000000003"
 HOUR = ("box-0001", "h#2026-11-27T13")
@@ -29,7 +30,7 @@ def agg(energy_wh: float, samples: int = 1, power_w: float | None = 500.0, **fla
 
 
 def batch(seq: int, shard: str = SHARD, descendants: frozenset[str] = frozenset()) -> Writer:
-    return Writer(shard, seq_marker(seq), descendants)
+    return Writer(shard, position_marker(seq), descendants)
 
 
 def expected(key: tuple[str, str], figures: BucketAggregate, writer: Writer) -> dict:

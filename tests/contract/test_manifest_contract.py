@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from readings.errors import FencedError
+from sinks.dynamo import encode_item
 from sinks.manifest import Manifest
 
 SHARD = "shardId-000000000003"
 SEQ = "49680617152851519470963732905516059121142655817896427522"
 BATCH = dict(
-    first_seq="49680617152851519470963732905516059121142655817896400000",
-    last_seq=SEQ,
+    first_sequence_number="49680617152851519470963732905516059121142655817896400000",
+    last_sequence_number=SEQ,
     records=16,
     raw_key="raw/dt=2026-11-27/hour=13/shard=s/1-2.jsonl.gz",
     trigger="size",
@@ -41,7 +42,7 @@ def test_begin_batch_records_the_batch_over_the_claim(manifests) -> None:
     begun = manifests.store.begin_batch(claimed, **BATCH)
     assert begun == Manifest(SHARD, 1, "worker-a", **BATCH)
     assert manifests.store.read(SHARD) == begun
-    assert isinstance(begun.first_seq, str) and isinstance(manifests.store.read(SHARD).records, int)
+    assert isinstance(begun.first_sequence_number, str) and isinstance(manifests.store.read(SHARD).records, int)
 
 
 def test_begin_batch_twice_writes_the_same_manifest(manifests) -> None:
@@ -55,7 +56,7 @@ def test_a_new_claim_sees_the_batch_the_previous_owner_began(manifests) -> None:
     manifests.store.begin_batch(old, **BATCH)
     new = manifests.store.claim(SHARD, "worker-b")
     assert new == Manifest(SHARD, 2, "worker-b", **BATCH)
-    assert new.pending_after(BATCH["first_seq"]) and not new.pending_after(SEQ)
+    assert new.pending_after(BATCH["first_sequence_number"]) and not new.pending_after(SEQ)
 
 
 def test_a_batch_begun_after_another_claim_is_fenced_and_writes_nothing(manifests) -> None:
@@ -100,3 +101,20 @@ def test_shards_are_claimed_apart(manifests) -> None:
     manifests.store.claim("shardId-b", "worker-b")
     assert manifests.store.begin_batch(a, **BATCH).epoch == 1
     assert manifests.store.read("shardId-b") == Manifest("shardId-b", 1, "worker-b")
+
+
+def test_a_manifest_in_the_older_layout_is_read_and_replayed(manifests) -> None:
+    # Written by a consumer that named the positions first_seq and last_seq: a batch it left
+    # in flight must still be found and replayed after an upgrade.
+    legacy = {"shard_id": SHARD, "epoch": 4, "owner": "worker-old", "records": 16}
+    legacy |= {"first_seq": BATCH["first_sequence_number"], "last_seq": SEQ, "state_key": BATCH["state_key"]}
+    manifests.seed(encode_item(legacy))
+    claimed = manifests.store.claim(SHARD, "worker-new")
+    assert (claimed.epoch, claimed.first_sequence_number, claimed.last_sequence_number) == (
+        5,
+        BATCH["first_sequence_number"],
+        SEQ,
+    )
+    assert claimed.pending_after(BATCH["first_sequence_number"]) and not claimed.pending_after(SEQ)
+    begun = manifests.store.begin_batch(claimed, **BATCH)
+    assert manifests.store.read(SHARD) == begun

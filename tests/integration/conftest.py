@@ -113,7 +113,7 @@ class Pipeline:
             if lease.get("checkpoint") != "SHARD_END"
         }
 
-    def archived_last_seq(self) -> dict[str, str]:
+    def archived_last_sequence_numbers(self) -> dict[str, str]:
         """Per shard, the highest sequence number in the raw archive."""
         last: dict[str, int] = {}
         archive = self.archive

@@ -23,8 +23,9 @@ from consumer.settings import Settings
 from devstack.loadgen import Fleet
 from readings import decode_record
 from readings.errors import FencedError
-from sinks.aggregates import AggregateStore, Writer, seq_marker
+from sinks.aggregates import AggregateStore, Writer
 from sinks.live import LiveView
+from sinks.position import position_marker
 from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
 
 pytestmark = pytest.mark.integration
@@ -169,7 +170,7 @@ def test_zombie_writes_after_the_new_owner_moved_on_change_nothing(pipeline, set
     # owner's claim gets to write the batch only now: what the owner wrote later must stand.
     rules = settings.register_rules
     settled, _ = _settled(records[:16], ShardMemory(), rules)
-    writer = Writer(SHARD, seq_marker(records[15].sequence_number))
+    writer = Writer(SHARD, position_marker(records[15].sequence_number))
     store = AggregateStore(settings.client("dynamodb"), settings.aggregates_table)
     live = LiveView(settings.client("dynamodb"), settings.aggregates_table, settings.live_groups)
     outcome = store.write_closed(writer, settled.closed)  # the owner made these very writes: skipped
@@ -184,8 +185,8 @@ def test_a_parent_shard_writer_arriving_after_the_child_shard_is_refused(pipelin
     records, payloads = make_records(rounds=8, per_message=40)
     rules = settings.register_rules
     store = AggregateStore(settings.client("dynamodb"), settings.aggregates_table)
-    parent = Writer("shardId-parent", seq_marker(records[31].sequence_number), frozenset({"shardId-child"}))
-    child = Writer("shardId-child", seq_marker(records[63].sequence_number))
+    parent = Writer("shardId-parent", position_marker(records[31].sequence_number), frozenset({"shardId-child"}))
+    child = Writer("shardId-child", position_marker(records[63].sequence_number))
     first, memory = _settled(records[:32], ShardMemory(), rules)
     second, _ = _settled(records[32:], memory, rules)
     store.write_closed(parent, first.closed)

@@ -58,5 +58,5 @@ def test_group_signal_flushes_and_checkpoints_the_held_batches(pipeline, signum:
     archived = Counter(pipeline.archived_sequence_numbers())
     assert set(archived) == set(sequence_numbers) and max(archived.values()) == 1
     checkpoints = {shard: lease.get("checkpoint") for shard, lease in pipeline.leases().items()}
-    assert checkpoints == pipeline.archived_last_seq()
+    assert checkpoints == pipeline.archived_last_sequence_numbers()
     assert_same_aggregates(stored_aggregates(pipeline.aggregates()), expected_aggregates(payloads))

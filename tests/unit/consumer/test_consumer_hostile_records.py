@@ -24,11 +24,12 @@ from consumer.processor import MAX_REJECTIONS_LISTED, PendingRecord
 from consumer.protocol import ShardMemory
 from readings import Reason, decode_record, to_rfc3339
 from readings.decode import MAX_READINGS, MAX_RECORD_BYTES
-from sinks.aggregates import bucket_item, seq_marker
+from sinks.aggregates import bucket_item
 from sinks.archive import decode_lines, encode_lines
 from sinks.dynamo import decode_item, encode_item
 from sinks.limits import refusals
 from sinks.live import _wire_list, device_attr, entry, group_of, live_key, marker_attr
+from sinks.position import position_marker
 from sinks.snapshot import decode_snapshot, encode_snapshot
 
 RECEIVED_MS = 1_795_784_700_000  # 2026-11-27T13:05:00Z
@@ -159,7 +160,7 @@ def check_batch(pending: list[PendingRecord], prior: tuple[ShardMemory, dict]) -
     memory, states = prior
     result = compute_batch([r for p in pending for r in p.readings], memory.states, RULES)
     settled = settle(result, memory.ledgers)
-    marker = seq_marker(pending[-1].sequence_number)
+    marker = position_marker(pending[-1].sequence_number)
     items = [
         bucket_item(d, b, agg) | {"w": SHARD, "s": marker}
         for (d, b), agg in {**settled.closed, **settled.corrections}.items()

@@ -27,9 +27,9 @@ from consumer.protocol import Stores
 from consumer.settings import Settings
 from devstack.loadgen import Fleet, rule_record
 from readings import to_rfc3339
-from sinks.aggregates import seq_marker
 from sinks.live import group_of, hash_key, marker_attr
 from sinks.memory import Crash, MemoryBackend, MemoryTable, crash_at, on_call
+from sinks.position import position_marker
 from sinks.read import logical_buckets
 from sinks.snapshot import snapshot_key
 from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
@@ -68,13 +68,13 @@ class Checkpointer:
         self.checkpoints.append(sequence_number or "SHARD_END")
 
 
-def records(payloads: list[tuple[str, bytes]], first_seq: int = BASE_SEQ) -> list[dict[str, Any]]:
+def records(payloads: list[tuple[str, bytes]], first_sequence_number: int = BASE_SEQ) -> list[dict[str, Any]]:
     return [
         {
             "action": "record",
             "data": base64.b64encode(data).decode(),
             "partitionKey": key,
-            "sequenceNumber": str(first_seq + i * 1_000_000),
+            "sequenceNumber": str(first_sequence_number + i * 1_000_000),
             "subSequenceNumber": 0,
             "approximateArrivalTimestamp": RECEIVED_MS + i,
         }
@@ -195,11 +195,15 @@ def test_each_batch_is_archived_aggregated_snapshotted_and_checkpointed_at_its_l
     assert backend.bucket.keys("state/") == [snapshot_key(SHARD, seq(stream, 47))]
     assert set(backend.snapshots.get(snapshot_key(SHARD, seq(stream, 47)))) == {d for d, _ in ROUNDS[0]}
     manifest = backend.manifests.read(SHARD)
-    assert (manifest.first_seq, manifest.last_seq, manifest.records) == (seq(stream, 32), seq(stream, 47), 16)
+    assert (manifest.first_sequence_number, manifest.last_sequence_number, manifest.records) == (
+        seq(stream, 32),
+        seq(stream, 47),
+        16,
+    )
     assert manifest.prev_state_key == snapshot_key(SHARD, seq(stream, 31))
 
     items = backend.aggregates_table.items()
-    assert {i["s"] for i in items if "s" in i} <= {seq_marker(seq(stream, n)) for n in (15, 31, 47)}
+    assert {i["s"] for i in items if "s" in i} <= {position_marker(seq(stream, n)) for n in (15, 31, 47)}
     assert any(i["bucket"].startswith("h#") for i in items)  # hours were closed, not only live values
     assert_same_aggregates(read_side(backend), expected_aggregates(p for _, p in CLEAN))
 
@@ -557,7 +561,7 @@ def test_a_split_continues_every_device_where_the_parent_left_it() -> None:
         assert set(proc.memory.states) == {d for d in devices if low <= hash_key(d) <= high}
         inherited |= set(proc.memory.states)
         cp = Checkpointer()
-        feed(proc, records(mine, first_seq=BASE_SEQ + (n + 1) * 10**12), cp)
+        feed(proc, records(mine, first_sequence_number=BASE_SEQ + (n + 1) * 10**12), cp)
         shutdown(proc, cp)
         assert len(cp.checkpoints) == 1
     assert inherited == devices

@@ -19,9 +19,10 @@ from hypothesis import strategies as st
 
 from batcher import BucketAggregate
 from batcher.ledger import Live
-from sinks.aggregates import bucket_item, seq_marker
+from sinks.aggregates import bucket_item
 from sinks.dynamo import decode_item, encode_item
 from sinks.live import _wire_list, entry, parse_entry
+from sinks.position import position_marker
 
 EXAMPLES = settings(max_examples=200, deadline=None)
 
@@ -95,7 +96,7 @@ aggregates = st.builds(
 @EXAMPLES
 @given(agg=aggregates, seq=st.integers(0, 10**56))
 def test_a_bucket_item_reads_back_as_the_same_figures_and_markers(agg: BucketAggregate, seq: int) -> None:
-    item = {**bucket_item("box-0001", "h#2026-11-27T13", agg), "w": "shardId-000000000001", "s": seq_marker(seq)}
+    item = {**bucket_item("box-0001", "h#2026-11-27T13", agg), "w": "shardId-000000000001", "s": position_marker(seq)}
     back = decode_item(encode_item(item))
     assert same(back, item)
     assert BucketAggregate.from_dict(back) == agg
