@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
+from bridge.kinesis import KinesisWriter, Record
 from readings.models import SCHEMA_VERSION, to_rfc3339
-
-PUT_RECORDS_LIMIT = 500
 
 
 @dataclass
@@ -103,34 +101,20 @@ def rule_record(device_id: str, readings: list[dict[str, Any]], received_ms: int
     )
 
 
-def chunks(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def put_records(
     kinesis: Any, stream: str, records: list[tuple[str, bytes]], attempts: int = 20, accepted: list[str] | None = None
 ) -> int:
-    """PutRecords in calls of 500, retrying only the entries a partial failure refused.
+    """PutRecords through the bridge's writer (``bridge.kinesis``): calls of 500, only refused
+    entries retried, each partition key's records in the order given.
 
-    The sequence numbers of the accepted records are appended to ``accepted`` when given.
+    The sequence numbers of the records are appended to ``accepted``, in the order given, when
+    it is given.
     """
-    sent = 0
-    for chunk in chunks(records, PUT_RECORDS_LIMIT):
-        pending = [{"PartitionKey": pk, "Data": data} for pk, data in chunk]
-        for attempt in range(attempts):
-            response = kinesis.put_records(StreamName=stream, Records=pending)
-            results = response["Records"]
-            if accepted is not None:
-                accepted.extend(r["SequenceNumber"] for r in results if "SequenceNumber" in r)
-            if not response.get("FailedRecordCount"):
-                break
-            pending = [entry for entry, result in zip(pending, results, strict=False) if "ErrorCode" in result]
-            time.sleep(min(2.0, 0.05 * 2**attempt))
-        else:
-            raise RuntimeError(f"{len(pending)} records still refused after {attempts} attempts")
-        sent += len(chunk)
-    return sent
+    writer = KinesisWriter(kinesis, stream, max_attempts=attempts, base_delay_s=0.05, max_delay_s=2.0)
+    put = writer.put_all([Record(data, pk) for pk, data in records])
+    if accepted is not None:
+        accepted.extend(put.sequence_numbers)
+    return len(records)
 
 
 def run_live(kinesis: Any, stream: str, fleet: Fleet, duration_s: float, readings_per_message: int) -> int:
