@@ -180,8 +180,9 @@ def simulate(
       wattstream device simulate --host a1b2c3-ats.iot.us-east-1.amazonaws.com \\
         --basic-ingest-rule wattstream_energy_consumption --no-issue-certs
     """
-    from device.runtime import RunLoop, ScaledClock, WallClock, build_box, device_ids, last_ts_ms, simulated_settings
+    from device.runtime import RunLoop, ScaledClock, WallClock, build_box, device_ids, simulated_settings
     from device.settings import DeviceSettings
+    from device.spool import inspect
 
     try:
         base = DeviceSettings(
@@ -211,7 +212,10 @@ def simulate(
         now_ms = wall.now_ms()
         start_ms = now_ms - min(int(duration_s * 1000 * (speed - 1)), MAX_BACKFILL_MS) if speed > 1 else now_ms
         for thing in ids:
-            start_ms = max(start_ms, (last_ts_ms(spool_dir / f"{thing}.db") or 0) + int(interval_s * 1000))
+            # A box that ran before goes on after its newest reading, never before it.
+            spooled = inspect(spool_dir / f"{thing}.db")
+            if spooled is not None and spooled.last.ts_ms is not None:
+                start_ms = max(start_ms, spooled.last.ts_ms + int(interval_s * 1000))
         clock = ScaledClock(start_ms, speed, wall=wall)
         boxes = [
             build_box(simulated_settings(base, i, thing, spool_dir), now_ms=start_ms) for i, thing in enumerate(ids)

@@ -118,20 +118,6 @@ def build_box(
     return box
 
 
-def last_ts_ms(spool_path: Path) -> int | None:
-    """The newest reading time recorded in a spool file, without opening it as a box."""
-    import sqlite3
-
-    if not spool_path.exists():
-        return None
-    with sqlite3.connect(spool_path) as db:
-        try:
-            row = db.execute("SELECT last_ts_ms FROM state WHERE id = 1").fetchone()
-        except sqlite3.Error:
-            return None
-    return row[0] if row else None
-
-
 @dataclass(slots=True)
 class RunLoop:
     """Ticks boxes until stopped or ``duration_s`` (real seconds) passed, then drains."""

@@ -21,6 +21,7 @@ One spool is owned by one thread: SQLite connections are not shared between thre
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -86,6 +87,44 @@ class LastReading:
     seq: int
     ts_ms: int | None
     energy_wh: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class SpoolFile:
+    """What a spool file says, read without opening it as a box: its device, the newest
+    reading it numbered (readings 1..``last.seq`` are every reading the box took) and how many
+    are still waiting for an acknowledgement."""
+
+    device_id: str
+    last: LastReading
+    unacked: int
+
+
+def inspect(path: Path) -> SpoolFile | None:
+    """The state of the spool file at ``path``; None when there is none (or it holds no spool).
+
+    Reads only, so it is safe beside a running box (WAL readers do not block the writer).
+    """
+    if not path.exists():
+        return None
+    try:
+        with closing(sqlite3.connect(path)) as db:
+            row = db.execute(
+                "SELECT device_id, last_seq, last_ts_ms, last_energy_wh FROM state WHERE id = 1"
+            ).fetchone()
+            if row is None:
+                return None
+            unacked = int(db.execute("SELECT count(*) FROM readings").fetchone()[0])
+    except sqlite3.Error:
+        return None
+    device_id, seq, ts_ms, energy_wh = row
+    return SpoolFile(device_id, LastReading(int(seq), ts_ms, energy_wh), unacked)
+
+
+def inspect_dir(spool_dir: Path) -> dict[str, SpoolFile]:
+    """Every spool (``*.db``) of a directory, by device."""
+    files = (inspect(path) for path in sorted(spool_dir.glob("*.db")))
+    return {f.device_id: f for f in files if f is not None}
 
 
 class Spool:

@@ -17,11 +17,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from devstack.net import free_port, port_free, wait_for_port
 from readings.errors import ConfigError
 
-__all__ = ["LocalAws", "free_port", "kinesis_mock_bin", "moto_server", "wait_for_port"]
+__all__ = [
+    "LocalAws",
+    "free_port",
+    "kinesis_mock",
+    "kinesis_mock_bin",
+    "moto_server",
+    "start_kinesis_mock",
+    "wait_for_port",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_HOST = "127.0.0.1"
@@ -75,29 +84,7 @@ class LocalAws:
         for port in (self.port, self.kinesis_port):
             if not port_free(self.host, port):
                 raise ConfigError(f"{self.host}:{port} is taken: stop what runs there or choose other ports")
-        kinesis_env = dict(
-            os.environ,
-            KINESIS_MOCK_PLAIN_PORT=str(self.kinesis_port),
-            KINESIS_MOCK_TLS_PORT=str(free_port(self.host)),
-            LOG_LEVEL=os.environ.get("KINESIS_MOCK_LOG_LEVEL", "WARN"),
-            CREATE_STREAM_DURATION="0ms",
-            DELETE_STREAM_DURATION="0ms",
-            UPDATE_STREAM_DURATION="0ms",
-            SHARD_LIMIT="1000",
-            AWS_ACCOUNT_ID="000000000000",
-        )
-        binary = Path(kinesis_mock_bin()).resolve()
-        self._procs.append(
-            subprocess.Popen(
-                ["node", str(binary)],
-                env=kinesis_env,
-                stdout=self._out("kinesis"),
-                stderr=subprocess.STDOUT,
-                # kinesis-mock reads its server.json from the working directory.
-                cwd=binary.parent,
-                start_new_session=True,
-            )
-        )
+        self._procs.append(start_kinesis_mock(self.host, self.kinesis_port, self._out("kinesis")))
         moto = [sys.executable, "-m", "moto.server", "-H", self.host, "-p", str(self.port)]
         self._procs.append(
             subprocess.Popen(moto, stdout=self._out("moto"), stderr=subprocess.STDOUT, start_new_session=True)
@@ -115,11 +102,7 @@ class LocalAws:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGTERM)
         for proc in self._procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            _end(proc)
         self._procs.clear()
 
     def alive(self) -> bool:
@@ -130,6 +113,54 @@ class LocalAws:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def start_kinesis_mock(host: str, port: int, out: Any = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    """kinesis-mock listening on ``host:port`` (plain HTTP), streams created at once."""
+    env = dict(
+        os.environ,
+        KINESIS_MOCK_PLAIN_PORT=str(port),
+        KINESIS_MOCK_TLS_PORT=str(free_port(host)),
+        LOG_LEVEL=os.environ.get("KINESIS_MOCK_LOG_LEVEL", "WARN"),
+        CREATE_STREAM_DURATION="0ms",
+        DELETE_STREAM_DURATION="0ms",
+        UPDATE_STREAM_DURATION="0ms",
+        SHARD_LIMIT="1000",
+        AWS_ACCOUNT_ID="000000000000",
+    )
+    binary = Path(kinesis_mock_bin()).resolve()
+    return subprocess.Popen(
+        ["node", str(binary)],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        # kinesis-mock reads its server.json from the working directory.
+        cwd=binary.parent,
+        start_new_session=True,
+    )
+
+
+def _end(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+@contextmanager
+def kinesis_mock(host: str = DEFAULT_HOST, log: Path | None = None, timeout_s: float = 60.0) -> Iterator[str]:
+    """kinesis-mock alone on a free port; yields its URL."""
+    port = free_port(host)
+    with open(log or os.devnull, "ab") as out:
+        server = start_kinesis_mock(host, port, out)
+    try:
+        wait_for_port(host, port, timeout_s, alive=lambda: server.poll() is None)
+        yield f"http://{host}:{port}"
+    finally:
+        _end(server)
 
 
 @contextmanager

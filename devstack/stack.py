@@ -15,9 +15,12 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from device.spool import SpoolFile, inspect_dir
 
 
 @dataclass
@@ -75,13 +78,22 @@ class ConsumerProcess:
         self.proc.wait()
 
 
-def wait_until(predicate, timeout_s: float, interval_s: float = 0.5, what: str = "condition") -> None:  # noqa: ANN001
+def wait_for(predicate: Callable[[], object], timeout_s: float, interval_s: float = 0.5) -> bool:
+    """Poll ``predicate`` until it holds or ``timeout_s`` passed; whether it held."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if predicate():
-            return
+            return True
         time.sleep(interval_s)
-    raise TimeoutError(f"{what} not reached in {timeout_s} s")
+    return bool(predicate())
+
+
+def wait_until(
+    predicate: Callable[[], object], timeout_s: float, interval_s: float = 0.5, what: str = "condition"
+) -> None:
+    """As ``wait_for``, raising TimeoutError when it never held."""
+    if not wait_for(predicate, timeout_s, interval_s):
+        raise TimeoutError(f"{what} not reached in {timeout_s} s")
 
 
 # --- the MQTT half of the path: certificates, bridge, simulated boxes, and the truth ---------
@@ -251,29 +263,9 @@ class Simulation:
             self.child.stop(timeout_s=self.drain_s + 10)
 
 
-@dataclass(frozen=True)
-class SpoolState:
-    """What a box's own spool file says after it stopped (device/spool.py's ``state`` row)."""
-
-    device_id: str
-    last_seq: int
-    last_register_wh: float | None
-    unacked: int
-
-
-def read_spools(spool_dir: Path) -> dict[str, SpoolState]:
-    """Every ``*.db`` spool, read with plain SQL (the box numbers readings 1..last_seq)."""
-    import sqlite3
-
-    out: dict[str, SpoolState] = {}
-    for path in sorted(spool_dir.glob("*.db")):
-        with sqlite3.connect(path) as db:
-            device_id, last_seq, last_wh = db.execute(
-                "SELECT device_id, last_seq, last_energy_wh FROM state WHERE id = 1"
-            ).fetchone()
-            unacked = db.execute("SELECT count(*) FROM readings").fetchone()[0]
-        out[device_id] = SpoolState(device_id, int(last_seq), last_wh, int(unacked))
-    return out
+def read_spools(spool_dir: Path) -> dict[str, SpoolFile]:
+    """Every box's spool after it stopped (the box numbers readings 1..``last.seq``)."""
+    return inspect_dir(spool_dir)
 
 
 def read_stream(kinesis: Any, stream: str, idle_polls: int = 2) -> list[dict[str, Any]]:
@@ -328,7 +320,7 @@ class DeviceTruth:
 
 
 def fleet_truth(
-    spools: dict[str, SpoolState], records: list[dict[str, Any]]
+    spools: dict[str, SpoolFile], records: list[dict[str, Any]]
 ) -> tuple[dict[str, DeviceTruth], list[str]]:
     """Per-device truth from the boxes' spools and the raw stream, and every inconsistency found.
 
@@ -350,21 +342,21 @@ def fleet_truth(
         on_stream = sent.get(device_id, {})
         if spool.unacked:
             problems.append(f"{device_id}: {spool.unacked} readings never acknowledged")
-        missing = set(range(1, spool.last_seq + 1)) - set(on_stream)
+        missing = set(range(1, spool.last.seq + 1)) - set(on_stream)
         if missing:
-            problems.append(f"{device_id}: {len(missing)} of {spool.last_seq} readings not on the stream")
-        extra = set(on_stream) - set(range(1, spool.last_seq + 1))
+            problems.append(f"{device_id}: {len(missing)} of {spool.last.seq} readings not on the stream")
+        extra = set(on_stream) - set(range(1, spool.last.seq + 1))
         if extra:
             problems.append(f"{device_id}: {len(extra)} readings on the stream the box never took")
-        if spool.last_seq == 0 or 1 not in on_stream:
+        if spool.last.seq == 0 or 1 not in on_stream:
             continue
-        last = spool.last_register_wh
-        if spool.last_seq in on_stream and on_stream[spool.last_seq] != last:
-            problems.append(f"{device_id}: last register {on_stream[spool.last_seq]} on the stream, {last} spooled")
+        last = spool.last.energy_wh
+        if spool.last.seq in on_stream and on_stream[spool.last.seq] != last:
+            problems.append(f"{device_id}: last register {on_stream[spool.last.seq]} on the stream, {last} spooled")
         if last is None:
             problems.append(f"{device_id}: no last register spooled")
             continue
-        truth[device_id] = DeviceTruth(spool.last_seq, on_stream[1], float(last))
+        truth[device_id] = DeviceTruth(spool.last.seq, on_stream[1], float(last))
     for device_id in sorted(set(sent) - set(spools)):
         problems.append(f"{device_id}: on the stream but has no spool")
     return truth, problems

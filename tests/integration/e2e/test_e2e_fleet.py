@@ -125,7 +125,7 @@ def test_hundred_boxes_over_mqtt_are_stored_exactly_once(pipeline, tmp_path: Pat
         spools = read_spools(spool_dir)
         assert sorted(spools) == things
         assert summary["spooled_left"] == 0 and summary["readings_acked"] == summary["readings"]
-        assert sum(s.last_seq for s in spools.values()) == summary["readings"] >= DEVICES * 50
+        assert sum(s.last.seq for s in spools.values()) == summary["readings"] >= DEVICES * 50
 
         # The bridge puts a message on the stream before it acks it to the broker, which acks
         # the box: once the boxes are drained, everything is on the stream or about to be.

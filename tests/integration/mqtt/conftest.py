@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import socket
-import sqlite3
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,11 +19,12 @@ import boto3
 import pytest
 
 from device import certs
+from device.spool import inspect_dir
 from devstack import broker as broker_lib
+from devstack.localaws import kinesis_mock
+from devstack.stack import read_stream, wait_for
 
 REPO = Path(__file__).resolve().parents[3]
-# `make install` puts kinesis-local (npm kinesis-local@0.6.2) in the repository's node_modules.
-KINESIS_LOCAL = os.environ.get("WATTSTREAM_KINESIS_LOCAL_BIN", str(REPO / "node_modules" / ".bin" / "kinesis-local"))
 THINGS = ("box-a", "box-b", "box-0001", "box-0002", "box-0003")
 
 pytestmark = pytest.mark.integration
@@ -83,7 +80,6 @@ def broker(tmp_path: Path, cert_dir: Path) -> Iterator[BrokerControl]:
 @dataclass
 class KinesisMock:
     endpoint: str
-    process: subprocess.Popen[bytes]
 
     def client(self):
         return boto3.client(
@@ -97,34 +93,8 @@ class KinesisMock:
 
 @pytest.fixture(scope="session")
 def kinesis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KinesisMock]:
-    binary = KINESIS_LOCAL if os.path.exists(KINESIS_LOCAL) else shutil.which("kinesis-local")
-    if not binary:
-        pytest.skip("kinesis-local not found: run `make install` or set WATTSTREAM_KINESIS_LOCAL_BIN")
-    plain, tls = broker_lib.free_port(), broker_lib.free_port()
-    cert_json = Path(binary).resolve().parent / "server.json"
-    env = {
-        **os.environ,
-        "KINESIS_MOCK_PLAIN_PORT": str(plain),
-        "KINESIS_MOCK_TLS_PORT": str(tls),
-        "KINESIS_MOCK_CERT_PATH": str(cert_json),
-        "CREATE_STREAM_DURATION": "100ms",
-        "LOG_LEVEL": "WARN",
-    }
-    log = open(tmp_path_factory.mktemp("kinesis") / "kinesis.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen([binary], env=env, stdout=log, stderr=log, start_new_session=True)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", plain), timeout=0.2).close()
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                broker_lib.stop_process(process)
-                pytest.fail("kinesis-mock did not start")
-            time.sleep(0.1)
-    yield KinesisMock(f"http://127.0.0.1:{plain}", process)
-    broker_lib.stop_process(process)
-    log.close()
+    with kinesis_mock(log=tmp_path_factory.mktemp("kinesis") / "kinesis.log") as url:
+        yield KinesisMock(url)
 
 
 @pytest.fixture
@@ -152,49 +122,19 @@ def kit() -> Kit:
     return Kit(read_stream, readings_on_stream, spooled_truth, wait_for)
 
 
-def read_stream(client, stream: str) -> list[dict]:
-    """Every record on every shard, decoded, from TRIM_HORIZON to the end."""
-    out: list[dict] = []
-    for shard in client.list_shards(StreamName=stream)["Shards"]:
-        it = client.get_shard_iterator(StreamName=stream, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")[
-            "ShardIterator"
-        ]
-        while it:
-            resp = client.get_records(ShardIterator=it, Limit=10_000)
-            out.extend({**json.loads(r["Data"]), "_partition_key": r["PartitionKey"]} for r in resp["Records"])
-            it = resp.get("NextShardIterator")
-            if not resp["Records"] and resp.get("MillisBehindLatest", 0) == 0:
-                break
-    return out
-
-
 def readings_on_stream(client, stream: str) -> set[tuple[str, int]]:
     return {(rec["device_id"], r["seq"]) for rec in read_stream(client, stream) for r in rec["readings"]}
 
 
 def spooled_truth(spool_dir: Path) -> tuple[set[tuple[str, int]], int]:
-    """(every reading a box ever numbered, readings still in the spools), read with plain SQL.
+    """(every reading a box ever numbered, readings still in the spools), from the spool files.
 
-    ``seq`` is assigned in the transaction that stores the reading, so 1..last_seq is exactly
+    ``seq`` is assigned in the transaction that stores the reading, so 1..last.seq is exactly
     the set of readings the box took.
     """
-    expected: set[tuple[str, int]] = set()
-    left = 0
-    for path in sorted(spool_dir.glob("*.db")):
-        with sqlite3.connect(path) as db:
-            device_id, last_seq = db.execute("SELECT device_id, last_seq FROM state").fetchone()
-            left += db.execute("SELECT count(*) FROM readings").fetchone()[0]
-        expected |= {(device_id, s) for s in range(1, last_seq + 1)}
-    return expected, left
-
-
-def wait_for(predicate: Callable[[], bool], timeout_s: float, interval_s: float = 0.5) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval_s)
-    return predicate()
+    spools = inspect_dir(spool_dir)
+    expected = {(device_id, s) for device_id, f in spools.items() for s in range(1, f.last.seq + 1)}
+    return expected, sum(f.unacked for f in spools.values())
 
 
 @dataclass

@@ -24,6 +24,7 @@ import pytest
 
 from devstack.net import free_port
 from devstack.report import metric_sum, scrape
+from devstack.stack import wait_for
 from tests.integration.stack.compose import (
     REPO,
     NativeRewrite,
@@ -36,7 +37,6 @@ from tests.integration.stack.conftest import (
     Processes,
     mosquitto_binary,
     render_docker_mosquitto_conf,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration

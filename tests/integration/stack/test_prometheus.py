@@ -23,8 +23,9 @@ import yaml
 from devstack.loadgen import Fleet, put_records
 from devstack.net import free_port
 from devstack.report import metric_sum, scrape
+from devstack.stack import wait_for
 from tests.integration.stack.compose import REPO
-from tests.integration.stack.conftest import Processes, wait_for
+from tests.integration.stack.conftest import Processes
 from tests.integration.stack.test_stack_files import dashboard_targets
 
 pytestmark = pytest.mark.integration
