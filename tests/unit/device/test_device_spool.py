@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from device.spool import Sample, Spool
+from device.spool import LastReading, Sample, Spool, SpoolFile, inspect, inspect_dir
 from readings.errors import DeviceError
 
 
@@ -79,3 +79,25 @@ def test_spool_of_another_device_is_refused(tmp_path: Path) -> None:
     Spool(path, "box-1").close()
     with pytest.raises(DeviceError):
         Spool(path, "box-2")
+
+
+def test_inspect_reads_a_spool_beside_its_running_box(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "box-1.db", "box-1")
+    for i in range(4):
+        spool.append(sample(1000 + i, energy_wh=10.0 + i))
+    spool.delete(1, 3)
+    assert inspect(tmp_path / "box-1.db") == SpoolFile("box-1", LastReading(4, 1003, 13.0), unacked=1)
+    spool.append(sample(2000, energy_wh=20.0))  # the box goes on writing while it is read
+    assert inspect(tmp_path / "box-1.db") == SpoolFile("box-1", LastReading(5, 2000, 20.0), unacked=2)
+    spool.close()
+
+
+def test_inspect_dir_finds_every_spool_and_ignores_what_is_not_one(tmp_path: Path) -> None:
+    for device_id in ("box-1", "box-2"):
+        Spool(tmp_path / f"{device_id}.db", device_id).close()
+    (tmp_path / "junk.db").write_bytes(b"not a database at all")
+    with sqlite3.connect(tmp_path / "other.db") as db:
+        db.execute("CREATE TABLE t (x)")
+    assert inspect(tmp_path / "missing.db") is None and inspect(tmp_path / "junk.db") is None
+    assert sorted(inspect_dir(tmp_path)) == ["box-1", "box-2"]
+    assert inspect_dir(tmp_path)["box-2"] == SpoolFile("box-2", LastReading(0, None, None), unacked=0)
