@@ -199,6 +199,7 @@ def decode_record(
                 voltage_v=wire.voltage_v,
                 current_a=wire.current_a,
                 pf=wire.pf,
+                energy_export_wh=wire.energy_export_wh,
             )
         )
     return out

@@ -64,6 +64,9 @@ class WireReading(BaseModel):
     voltage_v: Annotated[Finite, Field(ge=0, le=MAX_ELECTRICAL)] | None = None
     current_a: Annotated[Finite, Field(ge=0, le=MAX_ELECTRICAL)] | None = None
     pf: Annotated[Finite, Field(ge=-1, le=1)] | None = None
+    energy_export_wh: Annotated[Finite, Field(ge=0, le=MAX_REGISTER_WH)] | None = None
+    """The export register (OBIS 2.8.0) of a meter that measures both directions; optional,
+    so a box that has none, or predates it, sends none."""
 
 
 class Message(BaseModel):
@@ -95,6 +98,7 @@ class Reading:
     voltage_v: float | None = None
     current_a: float | None = None
     pf: float | None = None
+    energy_export_wh: float | None = None
 
 
 def to_ts_ms(ts: datetime) -> int:
