@@ -12,6 +12,10 @@ Guarantees:
   ``spool_cap_reached`` and counted); this is the only way a reading is lost, and only after
   the box could not reach its broker for ``max_readings`` reading intervals.
 
+Files written before a column existed are migrated in place when a box opens them (``ALTER
+TABLE ... ADD COLUMN``, the new column NULL in every older row); ``inspect`` reads both layouts
+without writing.
+
 Durability: WAL mode. ``synchronous="FULL"`` survives power loss; ``"NORMAL"`` survives a killed
 process but not a power cut (the simulator uses it for speed).
 
@@ -41,7 +45,8 @@ CREATE TABLE IF NOT EXISTS state (
     device_id TEXT NOT NULL,
     last_seq INTEGER NOT NULL,
     last_ts_ms INTEGER,
-    last_energy_wh REAL
+    last_energy_wh REAL,
+    last_energy_export_wh REAL
 );
 CREATE TABLE IF NOT EXISTS readings (
     seq INTEGER PRIMARY KEY,
@@ -50,9 +55,16 @@ CREATE TABLE IF NOT EXISTS readings (
     power_w REAL,
     voltage_v REAL,
     current_a REAL,
-    pf REAL
+    pf REAL,
+    energy_export_wh REAL
 );
 """
+
+_ADDED_COLUMNS = (
+    ("state", "last_energy_export_wh", "REAL"),
+    ("readings", "energy_export_wh", "REAL"),
+)
+"""Columns newer than the first layout, each nullable: what ``_migrate`` adds to an older file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +77,8 @@ class Sample:
     voltage_v: float | None = None
     current_a: float | None = None
     pf: float | None = None
+    energy_export_wh: float | None = None
+    """The export register (OBIS 2.8.0), for a meter that measures both directions."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +92,7 @@ class SpooledReading:
     voltage_v: float | None = None
     current_a: float | None = None
     pf: float | None = None
+    energy_export_wh: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +102,7 @@ class LastReading:
     seq: int
     ts_ms: int | None
     energy_wh: float | None
+    energy_export_wh: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,16 +125,19 @@ def inspect(path: Path) -> SpoolFile | None:
         return None
     try:
         with closing(sqlite3.connect(path)) as db:
-            row = db.execute(
-                "SELECT device_id, last_seq, last_ts_ms, last_energy_wh FROM state WHERE id = 1"
-            ).fetchone()
+            # every column by name: a file no box of this version opened yet has no export column
+            cursor = db.execute("SELECT * FROM state WHERE id = 1")
+            row = cursor.fetchone()
             if row is None:
                 return None
+            state = dict(zip((column[0] for column in cursor.description), row, strict=True))
             unacked = int(db.execute("SELECT count(*) FROM readings").fetchone()[0])
-    except sqlite3.Error:
+            last = LastReading(
+                int(state["last_seq"]), state["last_ts_ms"], state["last_energy_wh"], state.get("last_energy_export_wh")
+            )
+            return SpoolFile(state["device_id"], last, unacked)
+    except (sqlite3.Error, KeyError):
         return None
-    device_id, seq, ts_ms, energy_wh = row
-    return SpoolFile(device_id, LastReading(int(seq), ts_ms, energy_wh), unacked)
 
 
 def inspect_dir(spool_dir: Path) -> dict[str, SpoolFile]:
@@ -154,21 +173,37 @@ class Spool:
                 self._db.execute("INSERT INTO state (id, device_id, last_seq) VALUES (1, ?, 0)", (device_id,))
             elif row[0] != device_id:
                 raise DeviceError(f"spool {path} belongs to {row[0]!r}, not {device_id!r}")
+            self._migrate()  # only a file this box owns is changed
             self._count = int(self._db.execute("SELECT count(*) FROM readings").fetchone()[0])
         except sqlite3.Error as exc:
             raise DeviceError(f"cannot open spool {path}: {exc}") from exc
         self._labels = {"device_id": device_id}
         metrics.SPOOL_READINGS.labels(**self._labels).set(self._count)
 
+    def _migrate(self) -> None:
+        """Add the columns an older file lacks, in one transaction (all or none)."""
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for table, column, kind in _ADDED_COLUMNS:
+                present = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+                if column not in present:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                    log.info("spool_migrated", path=str(self.path), table=table, column=column)
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            db.execute("ROLLBACK")
+            raise
+
     def __len__(self) -> int:
         return self._count
 
     @property
     def last(self) -> LastReading:
-        seq, ts_ms, energy_wh = self._db.execute(
-            "SELECT last_seq, last_ts_ms, last_energy_wh FROM state WHERE id = 1"
+        seq, ts_ms, energy_wh, export_wh = self._db.execute(
+            "SELECT last_seq, last_ts_ms, last_energy_wh, last_energy_export_wh FROM state WHERE id = 1"
         ).fetchone()
-        return LastReading(int(seq), ts_ms, energy_wh)
+        return LastReading(int(seq), ts_ms, energy_wh, export_wh)
 
     def append(self, sample: Sample) -> int:
         """Store ``sample`` durably under the next seq and return that seq."""
@@ -177,13 +212,23 @@ class Spool:
             db.execute("BEGIN IMMEDIATE")
             seq = int(db.execute("SELECT last_seq FROM state WHERE id = 1").fetchone()[0]) + 1
             db.execute(
-                "INSERT INTO readings (seq, ts_ms, energy_wh, power_w, voltage_v, current_a, pf)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (seq, sample.ts_ms, sample.energy_wh, sample.power_w, sample.voltage_v, sample.current_a, sample.pf),
+                "INSERT INTO readings (seq, ts_ms, energy_wh, power_w, voltage_v, current_a, pf, energy_export_wh)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    seq,
+                    sample.ts_ms,
+                    sample.energy_wh,
+                    sample.power_w,
+                    sample.voltage_v,
+                    sample.current_a,
+                    sample.pf,
+                    sample.energy_export_wh,
+                ),
             )
             db.execute(
-                "UPDATE state SET last_seq = ?, last_ts_ms = ?, last_energy_wh = ? WHERE id = 1",
-                (seq, sample.ts_ms, sample.energy_wh),
+                "UPDATE state SET last_seq = ?, last_ts_ms = ?, last_energy_wh = ?, last_energy_export_wh = ?"
+                " WHERE id = 1",
+                (seq, sample.ts_ms, sample.energy_wh, sample.energy_export_wh),
             )
             dropped = 0
             if self._count + 1 > self.max_readings:
@@ -213,7 +258,7 @@ class Spool:
     def pending(self, *, after_seq: int = 0, limit: int = 100) -> list[SpooledReading]:
         """Up to ``limit`` stored readings with seq > ``after_seq``, oldest first."""
         rows = self._db.execute(
-            "SELECT seq, ts_ms, energy_wh, power_w, voltage_v, current_a, pf FROM readings"
+            "SELECT seq, ts_ms, energy_wh, power_w, voltage_v, current_a, pf, energy_export_wh FROM readings"
             " WHERE seq > ? ORDER BY seq LIMIT ?",
             (after_seq, limit),
         ).fetchall()

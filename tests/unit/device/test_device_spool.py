@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from device.spool import LastReading, Sample, Spool, SpoolFile, inspect, inspect_dir
+from device.spool import LastReading, Sample, Spool, SpooledReading, SpoolFile, inspect, inspect_dir
 from readings.errors import DeviceError
 
 
@@ -101,3 +102,89 @@ def test_inspect_dir_finds_every_spool_and_ignores_what_is_not_one(tmp_path: Pat
     assert inspect(tmp_path / "missing.db") is None and inspect(tmp_path / "junk.db") is None
     assert sorted(inspect_dir(tmp_path)) == ["box-1", "box-2"]
     assert inspect_dir(tmp_path)["box-2"] == SpoolFile("box-2", LastReading(0, None, None), unacked=0)
+
+
+# The layout of spool files written before the export register existed, as plain SQL.
+OLD_LAYOUT = """
+CREATE TABLE state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    device_id TEXT NOT NULL,
+    last_seq INTEGER NOT NULL,
+    last_ts_ms INTEGER,
+    last_energy_wh REAL
+);
+CREATE TABLE readings (
+    seq INTEGER PRIMARY KEY,
+    ts_ms INTEGER NOT NULL,
+    energy_wh REAL NOT NULL,
+    power_w REAL,
+    voltage_v REAL,
+    current_a REAL,
+    pf REAL
+);
+INSERT INTO state VALUES (1, 'box-old', 3, 3000, 30.5);
+INSERT INTO readings VALUES (2, 2000, 20.25, 110.0, 230.0, 0.5, 0.95);
+INSERT INTO readings VALUES (3, 3000, 30.5, 120.0, 231.0, 0.6, NULL);
+"""
+
+
+def old_spool(path: Path) -> Path:
+    with closing(sqlite3.connect(path)) as db:
+        db.executescript(OLD_LAYOUT)
+        db.commit()
+    return path
+
+
+def columns(path: Path, table: str) -> list[str]:
+    with closing(sqlite3.connect(path)) as db:
+        return [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+
+
+def test_export_register_is_stored_and_read_back(tmp_path: Path) -> None:
+    path = tmp_path / "box.db"
+    spool = Spool(path, "box-1")
+    spool.append(Sample(ts_ms=1000, energy_wh=10.0, power_w=0.0, energy_export_wh=4.125))
+    spool.append(Sample(ts_ms=2000, energy_wh=10.0))
+    assert [(r.seq, r.energy_export_wh) for r in spool.pending(limit=10)] == [(1, 4.125), (2, None)]
+    assert spool.last == LastReading(2, 2000, 10.0, None)
+    spool.append(Sample(ts_ms=3000, energy_wh=10.5, energy_export_wh=6.5))
+    spool.close()
+    reopened = Spool(path, "box-1")
+    assert reopened.last == LastReading(3, 3000, 10.5, 6.5)
+    assert inspect(path) == SpoolFile("box-1", LastReading(3, 3000, 10.5, 6.5), unacked=3)
+    reopened.close()
+
+
+def test_a_spool_of_the_old_layout_is_read_then_migrated_in_place(tmp_path: Path) -> None:
+    path = old_spool(tmp_path / "old.db")
+    # inspect reads it as it is and writes nothing
+    assert inspect(path) == SpoolFile("box-old", LastReading(3, 3000, 30.5, None), unacked=2)
+    assert "energy_export_wh" not in columns(path, "readings")
+
+    spool = Spool(path, "box-old")
+    assert columns(path, "readings")[-1] == "energy_export_wh"
+    assert columns(path, "state")[-1] == "last_energy_export_wh"
+    # the old rows are kept as they were, with no export register
+    assert spool.pending(limit=10) == [
+        SpooledReading(2, 2000, 20.25, 110.0, 230.0, 0.5, 0.95, None),
+        SpooledReading(3, 3000, 30.5, 120.0, 231.0, 0.6, None, None),
+    ]
+    assert len(spool) == 2 and spool.last == LastReading(3, 3000, 30.5, None)
+    # numbering goes on from the old state row, now with the export register
+    assert spool.append(Sample(ts_ms=4000, energy_wh=31.0, energy_export_wh=2.0)) == 4
+    assert spool.pending(after_seq=3)[0].energy_export_wh == 2.0
+    spool.close()
+
+    again = Spool(path, "box-old")  # a second open finds nothing to add
+    assert columns(path, "readings").count("energy_export_wh") == 1
+    assert again.last == LastReading(4, 4000, 31.0, 2.0)
+    assert inspect(path) == SpoolFile("box-old", LastReading(4, 4000, 31.0, 2.0), unacked=3)
+    again.close()
+
+
+def test_an_old_spool_of_another_device_is_refused_untouched(tmp_path: Path) -> None:
+    path = old_spool(tmp_path / "old.db")
+    with pytest.raises(DeviceError):
+        Spool(path, "box-new")
+    assert "energy_export_wh" not in columns(path, "readings")
+    assert inspect(path) == SpoolFile("box-old", LastReading(3, 3000, 30.5, None), unacked=2)
