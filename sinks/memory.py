@@ -22,7 +22,7 @@ from __future__ import annotations
 import copy
 import math
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, TypeVar, cast
 
@@ -35,6 +35,7 @@ from sinks.dynamo import decode_item, encode_item
 from sinks.limits import item_size_bytes, refusals
 from sinks.live import _wire_list, device_attr, entry, group_of, live_key, marker_attr
 from sinks.manifest import Manifest, manifest_fields, manifest_from_item
+from sinks.ranges import Change, ReplaceResult, bucket_bounds
 from sinks.snapshot import decode_snapshot, encode_snapshot
 
 T = TypeVar("T")
@@ -381,6 +382,48 @@ class MemoryLiveView:
                 raise FencedError(f"live#{group}: a later batch of {shard_id} was written") from None
             written += 1
         return written, units
+
+
+class MemoryBucketRanges:
+    """A device's range of bucket items (``sinks.ranges.BucketRanges``), read and replaced on conditions."""
+
+    def __init__(self, table: MemoryTable | None = None) -> None:
+        self.table = table if table is not None else MemoryTable()
+
+    def read(self, device_id: str, first_ms: int, end_ms: int) -> dict[str, dict[str, Any]]:
+        bounds = bucket_bounds(first_ms, end_ms)
+        out: dict[str, dict[str, Any]] = {}
+        for (device, bucket), wire in self.table.wire_items().items():
+            if device == device_id and any(low <= bucket <= high for low, high in bounds):
+                out[bucket] = decode_item(wire)
+        return out
+
+    def replace(self, changes: Sequence[Change]) -> ReplaceResult:
+        result = ReplaceResult()
+        for change in changes:
+            key = (change.device_id, change.bucket)
+            with self.table.lock:
+                stored = self.table.get(key)
+                if not _still_seen(stored, change.seen):
+                    result.refused.append(key)
+                elif change.item is None:
+                    self.table.delete(key)
+                    result.deleted += 1
+                    result.consumed_wcu += _write_units(stored, stored or {})
+                else:
+                    result.consumed_wcu += self.table.put(encode_item(change.item))
+                    result.written += 1
+        return result
+
+
+def _still_seen(now: Wire | None, seen: Mapping[str, Any] | None) -> bool:
+    """As ``sinks.ranges.condition_on``: the stored item's writer pair is still the one read."""
+    if seen is None or now is None:
+        return seen is None and now is None
+    if BATCH not in seen:
+        return BATCH not in now
+    pair = now.get(WRITER, {}).get("S"), now.get(BATCH, {}).get("S")
+    return pair == (str(seen.get(WRITER, "")), str(seen[BATCH]))
 
 
 @dataclass

@@ -59,19 +59,29 @@ keep these promises: the AWS one (``sinks.manifest``, ``sinks.archive``, ``sinks
     (fencing an ancestor rests on the manifest and the aggregates), and nothing orders one
     device's entries beyond the shard's marker. DynamoDB refuses a device whose id is a key
     attribute of the table (``device_id``, ``bucket``): ``SinkError``.
+
+``RangePort`` (a device's closed hours and days over a range, for ``wattstream rebuild``)
+    ``read`` returns the device's hour and day items whose start lies in [first_ms, end_ms)
+    (UTC midnights), by bucket, as stored (consistent reads); a table that does not exist
+    holds nothing. ``replace`` applies each ``Change`` on condition that the stored item is
+    still the one the change names as ``seen``: no item when ``seen`` is None; an item without
+    ``s`` when ``seen`` has none; else the same ``w`` and ``s``. An item is put whole, or
+    deleted when the change's item is None. A refused change leaves the item as it is and is
+    listed in ``ReplaceResult.refused``, never raised; the others are applied.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 from batcher import BucketAggregate
 from batcher.ledger import Live
 from sinks.aggregates import Writer, WriteResult
 from sinks.manifest import Manifest
+from sinks.ranges import Change, ReplaceResult
 
-__all__ = ["AggregatePort", "ArchivePort", "LivePort", "ManifestPort", "SnapshotPort"]
+__all__ = ["AggregatePort", "ArchivePort", "LivePort", "ManifestPort", "RangePort", "SnapshotPort"]
 
 
 @runtime_checkable
@@ -133,3 +143,12 @@ class LivePort(Protocol):
         ancestors: Iterable[str] = (),
     ) -> tuple[int, float]:
         """Write every device's values, one update per group: (items written, capacity units)."""
+
+
+@runtime_checkable
+class RangePort(Protocol):
+    def read(self, device_id: str, first_ms: int, end_ms: int) -> dict[str, dict[str, Any]]:
+        """The device's hour and day items starting in [first_ms, end_ms), by bucket."""
+
+    def replace(self, changes: Sequence[Change]) -> ReplaceResult:
+        """Put or delete each item on its condition; refused ones are listed."""

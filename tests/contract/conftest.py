@@ -25,11 +25,13 @@ from sinks.memory import (
     MemoryAggregates,
     MemoryArchive,
     MemoryBucket,
+    MemoryBucketRanges,
     MemoryLiveView,
     MemoryManifests,
     MemorySnapshots,
     MemoryTable,
 )
+from sinks.ranges import BucketRanges
 from sinks.read import scan_items
 from sinks.snapshot import SnapshotStore
 
@@ -147,3 +149,8 @@ def live_view(request: pytest.FixtureRequest) -> Iterator[Subject]:
     yield from _table_subject(
         request, lambda table: MemoryLiveView(table, groups), lambda client, name: LiveView(client, name, groups)
     )
+
+
+@pytest.fixture(params=BACKENDS)
+def ranges(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    yield from _table_subject(request, MemoryBucketRanges, lambda client, name: BucketRanges(client, name, workers=4))

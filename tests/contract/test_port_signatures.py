@@ -11,6 +11,7 @@ from sinks.aggregates import AggregateStore
 from sinks.archive import Archive
 from sinks.live import LiveView
 from sinks.manifest import ManifestStore
+from sinks.ranges import BucketRanges
 from sinks.snapshot import SnapshotStore
 
 IMPLEMENTATIONS = {
@@ -19,6 +20,7 @@ IMPLEMENTATIONS = {
     ports.SnapshotPort: (SnapshotStore, memory.MemorySnapshots),
     ports.AggregatePort: (AggregateStore, memory.MemoryAggregates),
     ports.LivePort: (LiveView, memory.MemoryLiveView),
+    ports.RangePort: (BucketRanges, memory.MemoryBucketRanges),
 }
 CASES = [(port, cls) for port, classes in IMPLEMENTATIONS.items() for cls in classes]
 
