@@ -7,6 +7,12 @@ commas, so no message ever exceeds the limit.
 
 When to send is ``BatchPolicy.ready``: ``max_readings`` readings are waiting, or the oldest
 waiting reading is ``max_wait_s`` old, or the next reading would not fit any more.
+
+A reading's optional values appear only when set, in a fixed order, so a box whose meter has no
+export register publishes the very bytes it did before ``energy_export_wh`` existed. Two limits
+hold for any policy: a message of one reading always fits (``max_bytes`` is at least
+``MIN_MESSAGE_BYTES``, the largest reading any box can spool under the longest thing name), and
+no message carries more readings than the consumer accepts (``readings.decode.MAX_READINGS``).
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ from dataclasses import dataclass
 import orjson
 
 from device.spool import SpooledReading
+from readings.decode import MAX_READINGS
 from readings.errors import DeviceError
-from readings.models import SCHEMA_VERSION, to_rfc3339
+from readings.models import MAX_SEQ, MAX_TS_MS, SCHEMA_VERSION, to_rfc3339
 
 IOT_BILLING_STEP_BYTES = 5 * 1024
-_OPTIONAL = ("power_w", "voltage_v", "current_a", "pf")
+_OPTIONAL = ("power_w", "voltage_v", "current_a", "pf", "energy_export_wh")
+"""Written in this order after ``energy_wh``, each only when not None; new fields go last."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +41,11 @@ class BatchPolicy:
     max_bytes: int = IOT_BILLING_STEP_BYTES
 
     def __post_init__(self) -> None:
-        if self.max_readings < 1 or self.max_wait_s < 0 or self.max_bytes < 256:
-            raise DeviceError(f"invalid batch policy {self}")
+        if not 1 <= self.max_readings <= MAX_READINGS or self.max_wait_s < 0 or self.max_bytes < MIN_MESSAGE_BYTES:
+            raise DeviceError(
+                f"invalid batch policy {self}: max_readings 1..{MAX_READINGS}, max_wait_s >= 0,"
+                f" max_bytes >= {MIN_MESSAGE_BYTES}"
+            )
 
     def ready(self, waiting: Sequence[SpooledReading], now_ms: int, *, full: bool) -> bool:
         """Whether ``waiting`` (oldest first) should go out now; ``full`` = the bytes ran out."""
@@ -67,6 +78,28 @@ def reading_fragment(reading: SpooledReading) -> bytes:
     return orjson.dumps(doc)
 
 
+def _envelope(device_id: str) -> tuple[bytes, bytes]:
+    head = b'{"v":%d,"device_id":' % SCHEMA_VERSION + orjson.dumps(device_id) + b',"readings":['
+    return head, b"]}"
+
+
+# A float's JSON is at most 24 characters (sign, 17 digits, point, "e-308"): this one is. Every
+# value at that length, the largest seq and the last RFC 3339 instant make the largest reading.
+_LONGEST_FLOAT = -2.2250738585072014e-308
+LARGEST_READING = SpooledReading(
+    seq=MAX_SEQ,
+    ts_ms=MAX_TS_MS,
+    energy_wh=_LONGEST_FLOAT,
+    power_w=_LONGEST_FLOAT,
+    voltage_v=_LONGEST_FLOAT,
+    current_a=_LONGEST_FLOAT,
+    pf=_LONGEST_FLOAT,
+    energy_export_wh=_LONGEST_FLOAT,
+)
+MIN_MESSAGE_BYTES = sum(map(len, _envelope("x" * 128))) + len(reading_fragment(LARGEST_READING))
+"""The smallest ``max_bytes`` that any one reading of any thing name fits in."""
+
+
 def pack(device_id: str, readings: Sequence[SpooledReading], *, max_readings: int, max_bytes: int) -> Packed:
     """The longest prefix of ``readings`` (at most ``max_readings``) whose message fits ``max_bytes``.
 
@@ -75,8 +108,7 @@ def pack(device_id: str, readings: Sequence[SpooledReading], *, max_readings: in
     """
     if not readings:
         raise DeviceError("nothing to pack")
-    head = b'{"v":%d,"device_id":' % SCHEMA_VERSION + orjson.dumps(device_id) + b',"readings":['
-    tail = b"]}"
+    head, tail = _envelope(device_id)
     size = len(head) + len(tail)
     fragments: list[bytes] = []
     full = False

@@ -33,10 +33,11 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from device.batching import IOT_BILLING_STEP_BYTES, BatchPolicy
+from device.batching import IOT_BILLING_STEP_BYTES, MIN_MESSAGE_BYTES, BatchPolicy
 from device.certs import DEFAULT_CERT_DIR, CertLayout
 from device.publisher import MqttConfig
 from device.topic import publish_topic
+from readings.decode import MAX_READINGS
 from readings.errors import ConfigError
 
 
@@ -89,9 +90,11 @@ class DeviceSettings(BaseSettings):
     spool_synchronous: Literal["FULL", "NORMAL"] = Field("FULL", description="FULL survives power loss.")
 
     read_interval_s: float = Field(10.0, gt=0, description="Time between meter reads.")
-    max_readings: int = Field(50, ge=1, description="Most readings in one message.")
+    max_readings: int = Field(50, ge=1, le=MAX_READINGS, description="Most readings in one message.")
     max_wait_s: float = Field(60.0, ge=0, description="Longest a reading waits for its batch.")
-    max_message_bytes: int = Field(IOT_BILLING_STEP_BYTES, ge=256, le=128 * 1024, description="Payload limit.")
+    max_message_bytes: int = Field(
+        IOT_BILLING_STEP_BYTES, ge=MIN_MESSAGE_BYTES, le=128 * 1024, description="Payload limit."
+    )
     max_inflight: int = Field(20, ge=1, le=1000, description="Messages awaiting PUBACK at once.")
 
     meter: Literal["simulated", "modbus"] = Field("simulated", description="Meter source.")

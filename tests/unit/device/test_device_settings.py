@@ -30,3 +30,15 @@ def test_json_file_and_bad_suffix(tmp_path: Path) -> None:
     bad.write_text("x: 1")
     with pytest.raises(ConfigError):
         load_settings(bad)
+
+
+def test_message_limits_the_box_could_not_honour_are_refused() -> None:
+    from pydantic import ValidationError
+
+    from device.batching import MIN_MESSAGE_BYTES
+    from readings.decode import MAX_READINGS
+
+    assert load_settings(max_message_bytes=MIN_MESSAGE_BYTES, max_readings=MAX_READINGS).batch_policy
+    for limits in ({"max_message_bytes": MIN_MESSAGE_BYTES - 1}, {"max_readings": MAX_READINGS + 1}):
+        with pytest.raises(ValidationError):
+            load_settings(**limits)
