@@ -14,7 +14,8 @@ Per reading, against the device's newest reading (highest ``seq``):
   and the base never moves backwards;
 - a lower or equal ``seq`` already counted is a duplicate (``seq_conflict`` when it is the
   newest one's seq with another time or register);
-- a lower ``seq`` with an older ``ts`` is late: a sample, no energy;
+- a lower ``seq`` with an older ``ts`` is late: a sample, and it re-splits the counted span it
+  falls in when the device still keeps that span (``batcher.registers``), otherwise no energy;
 - a lower ``seq`` with a newer ``ts`` means the box numbers from scratch (its spool was wiped):
   a **seq restart** (``seq_restart``). The device starts a new numbering; redeliveries of the
   old one (older than the restart and seen before) stay duplicates.
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from batcher.buckets import BucketAggregate, day_key, hour_key, split_by_hour
-from batcher.registers import DeviceState, FlagSink, Point, RegisterRules, RegisterTracker
+from batcher.registers import DeviceState, FlagSink, Point, RegisterRules, RegisterState, RegisterTracker
 from batcher.seen import SeenSeqs
 from readings.models import Reading
 
@@ -40,7 +41,10 @@ class BatchStats:
     """Readings counted in ``samples`` (every reading not seen before)."""
     duplicates: int = 0
     late: int = 0
+    late_resplit: int = 0
+    """Late readings that moved energy between intervals (the rest count as samples only)."""
     energy_wh: float = 0.0
+    export_wh: float = 0.0
     flags: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
 
@@ -62,6 +66,9 @@ _FLAG_FIELDS = {
     "clock_step": "clock_steps",
     "seq_restart": "seq_restarts",
     "seq_conflict": "seq_conflicts",
+    "export_reset": "export_resets",
+    "export_glitch": "export_glitches",
+    "export_jump": "export_jumps",
 }
 
 
@@ -86,6 +93,10 @@ def _take(state: DeviceState, r: Reading, flag: FlagSink) -> _Outcome:
         flag("seq_restart", r.ts_ms)
         state.prev_seen, state.seen, state.epoch_ts_ms = state.seen, SeenSeqs(), r.ts_ms
         state.seen.add(r.seq)
+        # Spans of the old numbering cannot be split by readings of the new one.
+        for register in (state.register, state.export):
+            if register is not None:
+                register.spans, register.first = [], None
     elif not state.seen.add(r.seq):
         if r.seq == newest.seq and (r.ts_ms, r.energy_wh, r.power_w) != (
             newest_raw_ts_ms,
@@ -135,9 +146,21 @@ def compute_batch(
 
         def on_energy(energy_wh: float, start_ms: int, end_ms: int) -> None:
             stats.energy_wh += energy_wh
+            on_moved(energy_wh, start_ms, end_ms)
+
+        def on_moved(energy_wh: float, start_ms: int, end_ms: int) -> None:
             for hour_ms, share_wh in split_by_hour(energy_wh, start_ms, end_ms):
                 bucket(hour_key(hour_ms)).energy_wh += share_wh
                 bucket(day_key(hour_ms)).energy_wh += share_wh
+
+        def on_export(energy_wh: float, start_ms: int, end_ms: int) -> None:
+            stats.export_wh += energy_wh
+            on_export_moved(energy_wh, start_ms, end_ms)
+
+        def on_export_moved(energy_wh: float, start_ms: int, end_ms: int) -> None:
+            for hour_ms, share_wh in split_by_hour(energy_wh, start_ms, end_ms):
+                bucket(hour_key(hour_ms)).export_wh += share_wh
+                bucket(day_key(hour_ms)).export_wh += share_wh
 
         def on_flag(flag: str, ts_ms: int) -> None:
             stats.flags[flag] += 1
@@ -145,11 +168,15 @@ def compute_batch(
                 agg = bucket(key)
                 setattr(agg, _FLAG_FIELDS[flag], getattr(agg, _FLAG_FIELDS[flag]) + 1)
 
+        def on_export_flag(flag: str, ts_ms: int) -> None:
+            on_flag(f"export_{flag}", ts_ms)
+
         def on_sample(ts_ms: int, power_w: float | None) -> None:
             bucket(hour_key(ts_ms)).add_sample(ts_ms, power_w)
             bucket(day_key(ts_ms)).add_sample(ts_ms, power_w)
 
-        meter = RegisterTracker(state, rules, on_energy, on_flag)
+        meter = RegisterTracker(state.register, state.seen, rules, on_energy, on_flag, on_moved)
+        exporter: RegisterTracker | None = None
         stored_before = stats.stored
         for r in device_readings:
             stats.readings += 1
@@ -158,14 +185,28 @@ def compute_batch(
                 stats.duplicates += 1
                 continue
             stats.stored += 1
+            # A seq restart gives the device a new seen set: the trackers follow it.
+            meter.seen = state.seen
+            if r.energy_export_wh is not None and state.export is None:
+                state.export = RegisterState()
+            if state.export is not None and (exporter is None or exporter.state is not state.export):
+                exporter = RegisterTracker(state.export, state.seen, rules, on_export, on_export_flag, on_export_moved)
+            if exporter is not None:
+                exporter.seen = state.seen
             if outcome is _Outcome.LATE:
                 stats.late += 1
                 on_sample(r.ts_ms, r.power_w)
+                moved = meter.late(Point(r.seq, r.ts_ms, r.energy_wh))
+                if exporter is not None and r.energy_export_wh is not None:
+                    moved = exporter.late(Point(r.seq, r.ts_ms, r.energy_export_wh)) or moved
+                stats.late_resplit += moved
                 continue
             newest = state.newest
             assert newest is not None
             on_sample(newest.ts_ms, r.power_w)
-            meter.step(r, newest.ts_ms)
+            meter.step(Point(r.seq, newest.ts_ms, r.energy_wh))
+            if exporter is not None and r.energy_export_wh is not None:
+                exporter.step(Point(r.seq, newest.ts_ms, r.energy_export_wh))
         states[device_id] = state
         stored[device_id] = stats.stored - stored_before
 

@@ -16,8 +16,22 @@ from typing import Any
 
 HOUR_MS = 3_600_000
 
-FLAG_COUNTERS = frozenset({"resets", "glitches", "jumps", "clock_steps", "seq_restarts", "seq_conflicts"})
+FLAG_COUNTERS = frozenset(
+    {
+        "resets",
+        "glitches",
+        "jumps",
+        "clock_steps",
+        "seq_restarts",
+        "seq_conflicts",
+        "export_resets",
+        "export_glitches",
+        "export_jumps",
+    }
+)
 """Counters of register and numbering anomalies; absent from an item means zero."""
+SPARSE = FLAG_COUNTERS | {"export_wh"}
+"""Figures written only once they are not zero (most devices export nothing)."""
 
 HOURLY = "h"
 DAILY = "d"
@@ -85,6 +99,11 @@ class BucketAggregate:
     clock_steps: int = 0
     seq_restarts: int = 0
     seq_conflicts: int = 0
+    export_wh: float = 0.0
+    """Energy on the export register (OBIS 2.8.0); the import register's is ``energy_wh``."""
+    export_resets: int = 0
+    export_glitches: int = 0
+    export_jumps: int = 0
 
     def add_sample(self, ts_ms: int, power_w: float | None) -> None:
         self.samples += 1
@@ -115,14 +134,19 @@ class BucketAggregate:
             clock_steps=self.clock_steps + other.clock_steps,
             seq_restarts=self.seq_restarts + other.seq_restarts,
             seq_conflicts=self.seq_conflicts + other.seq_conflicts,
+            export_wh=self.export_wh + other.export_wh,
+            export_resets=self.export_resets + other.export_resets,
+            export_glitches=self.export_glitches + other.export_glitches,
+            export_jumps=self.export_jumps + other.export_jumps,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        # The anomaly counters are written once they are not zero: most buckets have none.
+        # The anomaly counters and the export are written once they are not zero: most
+        # buckets have none.
         return {
             name: value
             for name in _FIELD_NAMES
-            if (value := getattr(self, name)) is not None and not (name in FLAG_COUNTERS and value == 0)
+            if (value := getattr(self, name)) is not None and not (name in SPARSE and value == 0)
         }
 
     @classmethod

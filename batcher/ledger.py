@@ -79,6 +79,7 @@ class Live:
     hour_energy_wh: float
     hour_samples: int
     hour_power_max_w: float | None
+    hour_export_wh: float = 0.0
 
 
 @dataclass(slots=True)
@@ -144,5 +145,6 @@ def settle(result: BatchResult, prior: Mapping[str, Ledger]) -> Settlement:
             hour_energy_wh=agg.energy_wh,
             hour_samples=agg.samples,
             hour_power_max_w=agg.power_max_w,
+            hour_export_wh=agg.export_wh,
         )
     return Settlement(ledgers, closed, corrections, live)

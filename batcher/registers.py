@@ -1,11 +1,19 @@
-"""Energy from a meter's cumulative import register, reading by reading.
+"""Energy from a meter's cumulative register, reading by reading.
 
-Rules, for one device, taken in ``seq`` order:
+A device has an import register (OBIS 1.8.0, ``energy_wh``) and may have an export register
+(OBIS 2.8.0, ``energy_export_wh``); each has its own ``RegisterState`` and the same rules,
+applied independently. Rules, for one register, taken in ``seq`` order:
 
 - the first reading ever is the baseline and counts nothing;
 - otherwise the energy is register minus the reference (the previous accepted register);
-- a reading with a lower ``seq`` than the newest seen is late: it counts no energy (the span it
-  falls in was already counted from the readings around it), only a sample;
+- a reading with a lower ``seq`` than the newest seen is late. When it falls inside a counted
+  span whose readings left seqs unseen between them (the span's *gap*), it **re-splits** the
+  span: the span's energy stays the same, and the pieces before and after the late reading
+  move to the intervals its time shows (``late``). One that comes before the register's first
+  reading becomes the baseline and counts the rise up to the old one. A register that rises
+  steadily gets exactly what in-order arrival would have given it. Spans with gaps and the
+  first reading are kept for ``late_window_ms`` of the device's time base; a late reading
+  outside all of them counts no energy, only a sample;
 - a decrease of at most ``tolerance_wh`` is noise: nothing counted, the higher reference kept;
 - a larger decrease makes the reading *suspect*; it is held until the next reading decides:
   back at or above the reference (x -> 0 -> x+d) means a **glitch** (the low reading counts
@@ -22,7 +30,8 @@ Rules, for one device, taken in ``seq`` order:
 Elapsed time is measured on the device's time base, which never moves backwards (see
 ``batcher.batch``): a clock stepped back cannot lengthen the span a rise is allowed over.
 
-The suspect reading and the anchor are part of the device state, so they hold across batches.
+The suspect reading, the anchor and the spans with gaps are part of the device state, so they
+hold across batches.
 """
 
 from __future__ import annotations
@@ -33,10 +42,13 @@ from enum import StrEnum
 from typing import Any
 
 from batcher.seen import SeenSeqs
-from readings.models import Reading
 
 MS_PER_HOUR = 3_600_000
 DEFAULT_ANCHOR_WINDOW_MS = 24 * MS_PER_HOUR
+DEFAULT_LATE_WINDOW_MS = 48 * MS_PER_HOUR
+MAX_SPANS = 64
+"""Spans with gaps kept per register at most (the oldest go first); ``SeenSeqs`` keeps no more
+gaps than this either."""
 
 
 class Suspicion(StrEnum):
@@ -49,6 +61,7 @@ class RegisterRules:
     tolerance_wh: float = 1.0
     max_power_w: float = 100_000.0
     anchor_window_ms: int = DEFAULT_ANCHOR_WINDOW_MS
+    late_window_ms: int = DEFAULT_LATE_WINDOW_MS
 
     def max_rise_wh(self, start_ms: int, end_ms: int) -> float:
         return self.max_power_w * max(0, end_ms - start_ms) / MS_PER_HOUR + self.tolerance_wh
@@ -77,9 +90,71 @@ class Point:
         return cls(int(d["seq"]), int(d["ts_ms"]), float(d["energy_wh"]), Suspicion(kind) if kind else None)
 
 
+@dataclass(frozen=True, slots=True)
+class Span:
+    """Energy counted between two readings that have seqs unseen between them."""
+
+    start: Point
+    end: Point
+    energy_wh: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"start": self.start.to_dict(), "end": self.end.to_dict(), "energy_wh": self.energy_wh}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Span:
+        start, end = Point.from_dict(d["start"]), Point.from_dict(d["end"])
+        assert start is not None and end is not None
+        return cls(start, end, float(d["energy_wh"]))
+
+
+@dataclass(slots=True)
+class RegisterState:
+    """One register's state: where the next delta is measured from, and what is held."""
+
+    ref: Point | None = None
+    """The register value the next delta is measured from."""
+    suspect: Point | None = None
+    anchor: Point | None = None
+    """The reference before the last reset or jump, while the register may still return to it."""
+    since_anchor_wh: float = 0.0
+    """Energy counted since ``anchor``."""
+    spans: list[Span] = field(default_factory=list)
+    """Counted spans a late reading may still re-split, oldest first."""
+    first: Point | None = None
+    """The register's first reading, the baseline, while a late reading may still come before it."""
+
+    def copy(self) -> RegisterState:
+        """An independent copy: points and spans are never changed in place, only replaced."""
+        return RegisterState(self.ref, self.suspect, self.anchor, self.since_anchor_wh, list(self.spans), self.first)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in ("ref", "suspect", "anchor", "first"):
+            point = getattr(self, name)
+            if point is not None:
+                out[name] = point.to_dict()
+        if self.anchor is not None:
+            out["since_anchor_wh"] = self.since_anchor_wh
+        if self.spans:
+            out["spans"] = [span.to_dict() for span in self.spans]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RegisterState:
+        return cls(
+            ref=Point.from_dict(d.get("ref")),
+            suspect=Point.from_dict(d.get("suspect")),
+            anchor=Point.from_dict(d.get("anchor")),
+            since_anchor_wh=float(d.get("since_anchor_wh", 0.0)),
+            spans=[Span.from_dict(span) for span in d.get("spans", [])],
+            first=Point.from_dict(d.get("first")),
+        )
+
+
 @dataclass(slots=True)
 class DeviceState:
-    """What the consumer keeps of a device between batches (its ``latest`` item)."""
+    """What the consumer keeps of a device between batches."""
 
     seen: SeenSeqs = field(default_factory=SeenSeqs)
     """The seqs counted in the device's current numbering (since its last seq restart)."""
@@ -88,13 +163,10 @@ class DeviceState:
     newest_raw_ts_ms: int | None = None
     """The newest reading's own ``ts`` when a clock step put it behind the time base."""
     newest_power_w: float | None = None
-    ref: Point | None = None
-    """The register value the next delta is measured from."""
-    suspect: Point | None = None
-    anchor: Point | None = None
-    """The reference before the last reset or jump, while the register may still return to it."""
-    since_anchor_wh: float = 0.0
-    """Energy counted since ``anchor``."""
+    register: RegisterState = field(default_factory=RegisterState)
+    """The import register (``energy_wh``)."""
+    export: RegisterState | None = None
+    """The export register (``energy_export_wh``), once the device sent one."""
     prev_seen: SeenSeqs | None = None
     """The seqs of the numbering before the last seq restart (redeliveries of it are duplicates)."""
     epoch_ts_ms: int | None = None
@@ -107,25 +179,22 @@ class DeviceState:
             self.newest,
             self.newest_raw_ts_ms,
             self.newest_power_w,
-            self.ref,
-            self.suspect,
-            self.anchor,
-            self.since_anchor_wh,
+            self.register.copy(),
+            None if self.export is None else self.export.copy(),
             None if self.prev_seen is None else self.prev_seen.copy(),
             self.epoch_ts_ms,
         )
 
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"seen": self.seen.to_list()}
-        for name in ("newest", "ref", "suspect", "anchor"):
-            point = getattr(self, name)
-            if point is not None:
-                out[name] = point.to_dict()
+        # The import register's fields sit at the top level, where they always were.
+        out: dict[str, Any] = {"seen": self.seen.to_list(), **self.register.to_dict()}
+        if self.newest is not None:
+            out["newest"] = self.newest.to_dict()
         for name in ("newest_raw_ts_ms", "newest_power_w", "epoch_ts_ms"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
-        if self.anchor is not None:
-            out["since_anchor_wh"] = self.since_anchor_wh
+        if self.export is not None:
+            out["export"] = self.export.to_dict()
         if self.prev_seen is not None:
             out["prev_seen"] = self.prev_seen.to_list()
         return out
@@ -136,16 +205,14 @@ class DeviceState:
             return cls()
         power = d.get("newest_power_w")
         raw_ts, epoch_ts = d.get("newest_raw_ts_ms"), d.get("epoch_ts_ms")
-        prev = d.get("prev_seen")
+        prev, export = d.get("prev_seen"), d.get("export")
         return cls(
             seen=SeenSeqs([[int(lo), int(hi)] for lo, hi in d.get("seen", [])]),
             newest=Point.from_dict(d.get("newest")),
             newest_raw_ts_ms=None if raw_ts is None else int(raw_ts),
             newest_power_w=None if power is None else float(power),
-            ref=Point.from_dict(d.get("ref")),
-            suspect=Point.from_dict(d.get("suspect")),
-            anchor=Point.from_dict(d.get("anchor")),
-            since_anchor_wh=float(d.get("since_anchor_wh", 0.0)),
+            register=RegisterState.from_dict(d),
+            export=None if export is None else RegisterState.from_dict(export),
             prev_seen=None if prev is None else SeenSeqs([[int(lo), int(hi)] for lo, hi in prev]),
             epoch_ts_ms=None if epoch_ts is None else int(epoch_ts),
         )
@@ -164,34 +231,105 @@ def _held_flag(s: Point) -> str:
 
 
 class RegisterTracker:
-    """Applies the register rules to one device's state, emitting energy spans and flags."""
+    """Applies the register rules to one register's state, emitting energy spans and flags.
 
-    def __init__(self, state: DeviceState, rules: RegisterRules, energy: EnergySink, flag: FlagSink) -> None:
+    ``energy`` receives what is counted; ``moved`` receives the pieces a late reading re-splits
+    (a negative piece over the old span, positive ones over the new halves: they add up to
+    nothing, so they are kept apart from what is counted).
+    """
+
+    def __init__(
+        self,
+        state: RegisterState,
+        seen: SeenSeqs,
+        rules: RegisterRules,
+        energy: EnergySink,
+        flag: FlagSink,
+        moved: EnergySink | None = None,
+    ) -> None:
         self.state = state
+        self.seen = seen
         self.rules = rules
         self._sink = energy
+        self._moved = moved or energy
         self._flag = flag
 
-    def step(self, r: Reading, ts_ms: int) -> None:
-        """Take the next reading of the device, newer than every reading before it.
+    def step(self, point: Point) -> None:
+        """Take the next reading of the register, newer than every reading before it.
 
-        ``ts_ms`` is the reading's time on the device's time base (never before the previous one).
+        ``point.ts_ms`` is the reading's time on the device's time base (never before the
+        previous one).
         """
-        point = Point(r.seq, ts_ms, r.energy_wh)
         st = self.state
+        ts_ms = point.ts_ms
         if st.anchor is not None and ts_ms - st.anchor.ts_ms > self.rules.anchor_window_ms:
             st.anchor, st.since_anchor_wh = None, 0.0
+        if st.spans:
+            self._trim(ts_ms)
+        if st.first is not None and ts_ms - st.first.ts_ms > self.rules.late_window_ms:
+            st.first = None
         if st.ref is None:
-            st.ref = point
+            st.ref = st.first = point
         elif st.suspect is None:
             self._compare(point)
         else:
             self._decide(st.suspect, point)
 
-    def _energy(self, energy_wh: float, start_ms: int, end_ms: int) -> None:
+    def late(self, p: Point) -> bool:
+        """Re-split the kept span a late reading falls in; False when none holds it."""
+        spans = self.state.spans
+        index = next((i for i, span in enumerate(spans) if span.start.seq < p.seq < span.end.seq), None)
+        if index is None:
+            first = self.state.first
+            return first is not None and p.seq < first.seq and self._before_first(p, first)
+        span = spans[index]
+        a, b, total = span.start, span.end, span.energy_wh
+        to_end, from_start = b.energy_wh - p.energy_wh, p.energy_wh - a.energy_wh
+        if 0 <= from_start <= total:
+            before = from_start  # on the cycle the span began in (the common case)
+        elif 0 <= to_end <= total:
+            before = total - to_end  # on the cycle the span ended in (after a reset inside it)
+        else:
+            return False  # a register value the span cannot hold: a sample only
+        after = total - before
+        ts_ms = min(max(p.ts_ms, a.ts_ms), b.ts_ms)
+        mid = Point(p.seq, ts_ms, p.energy_wh)
+        self._moved(-total, a.ts_ms, b.ts_ms)
+        self._moved(before, a.ts_ms, ts_ms)
+        self._moved(after, ts_ms, b.ts_ms)
+        halves = [Span(a, mid, before), Span(mid, b, after)]
+        spans[index : index + 1] = [h for h in halves if h.energy_wh > 0 and self.seen.has_gap(h.start.seq, h.end.seq)]
+        return True
+
+    def _before_first(self, p: Point, first: Point) -> bool:
+        """A late reading before the baseline becomes the baseline, counting up to the old one."""
+        if p.ts_ms > first.ts_ms or not self._continues(p, first):
+            return False
+        self.state.first = p
+        rise = first.energy_wh - p.energy_wh
+        if rise > 0:
+            if self.state.anchor is not None:
+                self.state.since_anchor_wh += rise
+            self._count(rise, p, first)
+        return True
+
+    def _trim(self, now_ms: int) -> None:
+        oldest = now_ms - self.rules.late_window_ms
+        kept = [s for s in self.state.spans if s.end.ts_ms >= oldest and self.seen.has_gap(s.start.seq, s.end.seq)]
+        self.state.spans = kept[-MAX_SPANS:]
+
+    def _count(self, energy_wh: float, start: Point, end: Point) -> None:
+        """Count energy over [start, end]; keep the span while a late reading may split it."""
+        self._sink(energy_wh, start.ts_ms, end.ts_ms)
+        if self.seen.has_gap(start.seq, end.seq):
+            self.state.spans.append(Span(start, end, energy_wh))
+            if len(self.state.spans) > MAX_SPANS:
+                del self.state.spans[0]
+
+    def _energy(self, energy_wh: float, start: Point, end: Point) -> None:
         if self.state.anchor is not None:
             self.state.since_anchor_wh += energy_wh
-        self._sink(energy_wh, start_ms, end_ms)
+        self._count(energy_wh, start, end)
 
     def _set_anchor(self, ref: Point) -> None:
         # An anchor already held is older: the register may still return to that cycle.
@@ -213,7 +351,7 @@ class RegisterTracker:
         owed_wh = (p.energy_wh - anchor.energy_wh) - st.since_anchor_wh
         st.anchor, st.since_anchor_wh = None, 0.0
         if owed_wh > 0:
-            self._sink(owed_wh, ref.ts_ms, p.ts_ms)
+            self._count(owed_wh, ref, p)
         st.ref = p
         return True
 
@@ -240,7 +378,7 @@ class RegisterTracker:
         rise = p.energy_wh - ref.energy_wh
         if rise >= 0:
             if rise > 0:
-                self._energy(rise, ref.ts_ms, p.ts_ms)
+                self._energy(rise, ref, p)
             self.state.ref = p
         # A small decrease is noise: keep the higher reference.
 
@@ -257,17 +395,18 @@ class RegisterTracker:
             self._advance(p)
         elif from_suspect:
             self._set_anchor(ref)
+            low = Point(s.seq, s.ts_ms, s.energy_wh)
             if s.kind is Suspicion.DECREASE:
                 self._flag("reset", s.ts_ms)
                 # A new cycle counts from 0: the low reading brings its own register value.
                 if s.energy_wh <= self.rules.max_rise_wh(ref.ts_ms, s.ts_ms):
                     if s.energy_wh > 0:
-                        self._energy(s.energy_wh, ref.ts_ms, s.ts_ms)
+                        self._energy(s.energy_wh, ref, low)
                 else:
                     self._flag("jump", s.ts_ms)
             else:
                 self._flag("jump", s.ts_ms)
-            self.state.ref = Point(s.seq, s.ts_ms, s.energy_wh)
+            self.state.ref = low
             self._advance(p)
         elif back_to_ref:
             # Only a jump gets here (a low reading that came back was taken above): a spike that

@@ -51,6 +51,13 @@ class SeenSeqs:
                 del ivs[1]
         return True
 
+    def has_gap(self, low: int, high: int) -> bool:
+        """True when some seq strictly between ``low`` and ``high`` was not seen."""
+        if high - low < 2:
+            return False
+        i = bisect_right(self._intervals, [low + 1, float("inf")]) - 1
+        return not (i >= 0 and self._intervals[i][0] <= low + 1 and self._intervals[i][1] >= high - 1)
+
     def copy(self) -> SeenSeqs:
         return SeenSeqs(self._intervals, self.max_intervals)
 

@@ -17,11 +17,15 @@ NS = "wattstream"
 RECORDS = Counter(f"{NS}_records", "Kinesis records taken from the stream.", ["shard"])
 READINGS_STORED = Counter(f"{NS}_readings_stored", "Readings counted into the aggregates.")
 READINGS_DUPLICATE = Counter(f"{NS}_readings_duplicate", "Readings already counted before (same device and seq).")
-READINGS_LATE = Counter(f"{NS}_readings_late", "Readings older than their device's newest: sampled, no energy.")
+READINGS_LATE = Counter(f"{NS}_readings_late", "Readings older than their device's newest.")
+READINGS_LATE_RESPLIT = Counter(
+    f"{NS}_readings_late_resplit", "Late readings that re-split a counted span (the rest are samples only)."
+)
 REJECTED = Counter(f"{NS}_rejected", "Records or readings refused, by reason code.", ["reason"])
 DEAD_LETTERS = Counter(f"{NS}_dead_letters", "Entries written to the dead-letter archive.")
 REGISTER_FLAGS = Counter(f"{NS}_register_flags", "Meter register anomalies: reset, glitch, jump.", ["flag"])
-ENERGY = Counter(f"{NS}_energy_wh", "Energy counted into the aggregates, in Wh.")
+ENERGY = Counter(f"{NS}_energy_wh", "Energy counted into the aggregates, in Wh (import register).")
+ENERGY_EXPORT = Counter(f"{NS}_energy_export_wh", "Energy counted on export registers, in Wh.")
 BATCHES = Counter(f"{NS}_batches_flushed", "Batches flushed, by trigger.", ["trigger"])
 BATCH_RECORDS = Histogram(
     f"{NS}_batch_records", "Records per flushed batch.", buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 50000)

@@ -351,7 +351,9 @@ def _record_flush(
     metrics.READINGS_STORED.inc(stats.stored)
     metrics.READINGS_DUPLICATE.inc(stats.duplicates)
     metrics.READINGS_LATE.inc(stats.late)
+    metrics.READINGS_LATE_RESPLIT.inc(stats.late_resplit)
     metrics.ENERGY.inc(stats.energy_wh)
+    metrics.ENERGY_EXPORT.inc(stats.export_wh)
     metrics.DEAD_LETTERS.inc(len(dead))
     rejected = _rejections_by_reason(batch)
     for reason, (count, _) in rejected.items():
@@ -374,9 +376,11 @@ def _record_flush(
         stored=stats.stored,
         duplicates=stats.duplicates,
         late=stats.late,
+        late_resplit=stats.late_resplit,
         rejected=sum(count for count, _ in rejected.values()),
         dead_letters=len(dead),
         energy_wh=round(stats.energy_wh, 3),
+        export_wh=round(stats.export_wh, 3),
         items_written=writes.buckets.written + writes.live_items,
         items_skipped=writes.buckets.skipped,
         live_items=writes.live_items,

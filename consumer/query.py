@@ -1,7 +1,9 @@
 """``wattstream query``: a device's stored energy per hour or day, as CSV, from the read function.
 
-The columns are ``device_id,start,duration_s,energy_wh,samples`` (``start`` in UTC, RFC 3339),
-one row per interval with data, so anyone can check what is stored without knowing the items.
+The columns are ``device_id,start,duration_s,energy_wh,samples,export_wh,net_wh`` (``start``
+in UTC, RFC 3339; ``energy_wh`` is the import register, OBIS 1.8.0, ``export_wh`` the export
+register, OBIS 2.8.0, and ``net_wh`` import minus export), one row per interval with data, so
+anyone can check what is stored without knowing the items.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import click
 
 from readings import to_rfc3339
 
-COLUMNS = ("device_id", "start", "duration_s", "energy_wh", "samples")
+COLUMNS = ("device_id", "start", "duration_s", "energy_wh", "samples", "export_wh", "net_wh")
 
 
 def parse_instant(text: str) -> int:
@@ -32,7 +34,7 @@ def parse_instant(text: str) -> int:
 @click.option("--every", type=click.Choice(["1h", "1d"]), default="1h", show_default=True, help="Interval length.")
 @click.option("--format", "fmt", type=click.Choice(["csv"]), default="csv", show_default=True)
 def query(device_id: str, start: str, end: str, every: str, fmt: str) -> None:
-    """Print a device's energy and samples per interval (closed and still open ones).
+    """Print a device's energy (import, export, net) and samples per interval, closed and open.
 
     \b
     Examples:
@@ -62,5 +64,13 @@ def query(device_id: str, start: str, end: str, every: str, fmt: str) -> None:
     out.writerow(COLUMNS)
     for i in intervals:
         out.writerow(
-            [i.device_id, to_rfc3339(i.start_ms).replace(".000Z", "Z"), i.duration_s, round(i.energy_wh, 6), i.samples]
+            [
+                i.device_id,
+                to_rfc3339(i.start_ms).replace(".000Z", "Z"),
+                i.duration_s,
+                round(i.energy_wh, 6),
+                i.samples,
+                round(i.export_wh, 6),
+                round(i.net_wh, 6),
+            ]
         )

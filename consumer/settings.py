@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     anchor_window_s: int = Field(
         86_400, ge=0, description="How long after a reset or jump a register may still return to its old cycle."
     )
+    late_window_s: int = Field(
+        172_800,
+        ge=0,
+        description="How long a device keeps the spans a late reading may re-split (its time base).",
+    )
 
     # The KCL daemon.
     worker_id: str = Field(
@@ -94,7 +99,9 @@ class Settings(BaseSettings):
 
     @cached_property
     def register_rules(self) -> RegisterRules:
-        return RegisterRules(self.register_tolerance_wh, self.max_power_w, self.anchor_window_s * 1000)
+        return RegisterRules(
+            self.register_tolerance_wh, self.max_power_w, self.anchor_window_s * 1000, self.late_window_s * 1000
+        )
 
     def endpoint(self, service: str) -> str | None:
         """The endpoint override for ``service`` from the standard AWS variables, if any."""

@@ -10,10 +10,11 @@ An item (``device_id`` = ``live#<group>``, ``bucket`` = ``live``) holds, per dev
 attribute named after it (``device_attr``: a device named like a key attribute, ``bucket`` or
 ``device_id``, is stored as ``d#<name>``; no thing name holds a ``#``)::
 
-    [ts_ms, power_w, register_wh, hour_energy_wh, hour_samples, hour_power_max_w]
+    [ts_ms, power_w, register_wh, hour_energy_wh, hour_samples, hour_power_max_w(, hour_export_wh)]
 
-(the newest reading's time on the device's time base, its power and register, and the figures
-of the open hour that time falls in; energy rounded to the mWh, far below what a meter resolves). Each shard's
+(the newest reading's time on the device's time base, its power and import register, and the
+figures of the open hour that time falls in; energy rounded to the mWh, far below what a meter
+resolves; the open hour's export only once it is not zero). Each shard's
 writes are conditional on its own marker (``v#<shard>``: the last batch it wrote), so a replay
 rewrites the same values and a zombie's older batch changes nothing; a child shard removes its
 ancestors' markers, so they never pile up.
@@ -48,7 +49,7 @@ def live_key(group: int) -> dict[str, str]:
 
 def entry(live: Live) -> list[Any]:
     """The packed values of one device (see the module docstring)."""
-    return [
+    values = [
         live.ts_ms,
         live.power_w,
         round(live.register_wh, 3),
@@ -56,10 +57,13 @@ def entry(live: Live) -> list[Any]:
         live.hour_samples,
         live.hour_power_max_w,
     ]
+    if round(live.hour_export_wh, 3):
+        values.append(round(live.hour_export_wh, 3))
+    return values
 
 
 def parse_entry(values: list[Any]) -> dict[str, Any]:
-    ts_ms, power_w, register_wh, hour_wh, hour_samples, hour_power_max_w = values
+    ts_ms, power_w, register_wh, hour_wh, hour_samples, hour_power_max_w = values[:6]
     return {
         "ts_ms": int(ts_ms),
         "power_w": power_w,
@@ -67,6 +71,7 @@ def parse_entry(values: list[Any]) -> dict[str, Any]:
         "hour_energy_wh": hour_wh,
         "hour_samples": int(hour_samples),
         "hour_power_max_w": hour_power_max_w,
+        "hour_export_wh": values[6] if len(values) > 6 else 0.0,
     }
 
 

@@ -20,7 +20,7 @@ from sinks.live import LIVE_BUCKET, attr_device, device_attr, group_of, live_key
 Every = Literal["1h", "1d"]
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
-_FIGURES = ("energy_wh", "samples", "power_max_w")
+_FIGURES = ("energy_wh", "samples", "power_max_w", "export_wh")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +33,13 @@ class Interval:
     power_max_w: float | None = None
     closed: bool = True
     """False while the interval can still change (the device's open hour or day)."""
+    export_wh: float = 0.0
+    """Energy on the export register (OBIS 2.8.0); ``energy_wh`` is the import register's."""
+
+    @property
+    def net_wh(self) -> float:
+        """Import minus export."""
+        return self.energy_wh - self.export_wh
 
 
 def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
@@ -55,6 +62,7 @@ def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], di
                         "energy_wh": live["hour_energy_wh"],
                         "samples": live["hour_samples"],
                         "power_max_w": live["hour_power_max_w"],
+                        "export_wh": live["hour_export_wh"],
                         "closed": False,
                     }
         elif str(item.get("bucket", "")).startswith(("h#", "d#")):
@@ -62,7 +70,7 @@ def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], di
             out[(item["device_id"], item["bucket"])] = {**figures, "closed": True}
     # A day not closed yet is the sum of its hours (they carry the very same pieces).
     open_days: dict[tuple[str, str], dict[str, Any]] = defaultdict(
-        lambda: {"energy_wh": 0.0, "samples": 0, "power_max_w": None, "closed": False}
+        lambda: {"energy_wh": 0.0, "samples": 0, "power_max_w": None, "export_wh": 0.0, "closed": False}
     )
     for (device_id, bucket), figures in list(out.items()):
         if not bucket.startswith("h#"):
@@ -73,6 +81,7 @@ def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], di
         total = open_days[day]
         total["energy_wh"] += float(figures["energy_wh"] or 0.0)
         total["samples"] += int(figures["samples"] or 0)
+        total["export_wh"] += float(figures.get("export_wh") or 0.0)
         if figures["power_max_w"] is not None:
             total["power_max_w"] = max(figures["power_max_w"], total["power_max_w"] or figures["power_max_w"])
     out.update(open_days)
@@ -107,7 +116,7 @@ def read_intervals(
         begin = bucket_start_ms(bucket)
         if device != device_id or not bucket.startswith(prefix) or not start_ms <= begin < end_ms:
             continue
-        if not figures["samples"] and not figures["energy_wh"]:
+        if not figures["samples"] and not figures["energy_wh"] and not figures.get("export_wh"):
             continue
         out.append(
             Interval(
@@ -118,6 +127,7 @@ def read_intervals(
                 int(figures["samples"] or 0),
                 figures["power_max_w"],
                 bool(figures["closed"]),
+                float(figures.get("export_wh") or 0.0),
             )
         )
     return out

@@ -238,11 +238,12 @@ def test_query_prints_every_interval_closed_or_open(pipeline, settings: Settings
         )
         assert result.exit_code == 0, result.output
         header, *rows = result.output.splitlines()
-        assert header == "device_id,start,duration_s,energy_wh,samples"
+        assert header == "device_id,start,duration_s,energy_wh,samples,export_wh,net_wh"
         got = {}
         for row in rows:
-            device_id, start_text, duration_s, energy_wh, samples = row.split(",")
+            device_id, start_text, duration_s, energy_wh, samples, export_wh, net_wh = row.split(",")
             assert device_id == device and int(duration_s) == (3600 if every == "1h" else 86400)
+            assert float(export_wh) == 0.0 and float(net_wh) == float(energy_wh)  # an import-only meter
             key = prefix + (start_text[:13] if every == "1h" else start_text[:10])
             got[key] = (float(energy_wh), int(samples))
         want = {b: f for b, f in expected.items() if b.startswith(prefix)}

@@ -131,7 +131,9 @@ class TestDedup:
 
 
 class TestLate:
-    def test_late_reading_never_seen_counts_a_sample_but_no_energy(self, reading, batches) -> None:
+    def test_late_reading_within_one_hour_counts_a_sample_and_moves_no_energy(self, reading, batches) -> None:
+        # Seq 3 re-splits the 12:10-12:30 span into two halves of the same hour: the hour and
+        # the day keep their energy, only the sample is new.
         first, late, after = batches(
             [
                 [reading(1, "12:00", 1_000), reading(2, "12:10", 1_100), reading(4, "12:30", 1_300)],

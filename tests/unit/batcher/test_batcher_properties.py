@@ -315,9 +315,10 @@ def test_a_hostile_stream_counts_no_more_than_real_time_allows_however_it_is_cut
     tolerance_wh = 1.0
     for device_id in ("box-a", "box-b"):
         own = [r for r in stream if r.device_id == device_id]
-        # The time base only moves forward, from the first reading to the latest time seen: every
-        # counted span lies within it, and a return to an anchor re-covers spans at most once.
-        span_ms = whole.states[device_id].newest.ts_ms - own[0].ts_ms
+        # The time base only moves forward, to the latest time seen; a late reading before the
+        # first one can extend it back to the earliest time sent. Every counted span lies within
+        # that, and a return to an anchor re-covers spans at most once.
+        span_ms = whole.states[device_id].newest.ts_ms - min(r.ts_ms for r in own)
         counted_wh = sum(a.energy_wh for (d, b), a in whole.aggregates.items() if d == device_id and b.startswith("d#"))
         assert counted_wh <= 2 * (MAX_POWER_W * span_ms / HOUR_MS + len(own) * tolerance_wh) + 1e-6
         assert all(a.energy_wh >= -1e-6 for (d, _), a in whole.aggregates.items() if d == device_id)
