@@ -1,17 +1,19 @@
 """An Eastron SDM630-compatible meter over Modbus TCP or RTU (pymodbus).
 
-Register map used (input registers, function code 4, IEEE 754 float32, big-endian words)::
+Register map used (input registers, function code 4, IEEE 754 float32, big-endian words; Eastron
+"SDM630 Modbus Protocol", input register table)::
 
-    0x0000  phase 1 line-to-neutral voltage   V
-    0x0006  phase 1 current                   A
-    0x0034  total system power                W   (negative while exporting)
-    0x003E  total system power factor         -
-    0x0048  total import energy               kWh  (fallback register)
-    0x0156  total energy                      kWh  (preferred register)
+    0x0000  30001  phase 1 line-to-neutral voltage   V
+    0x0006  30007  phase 1 current                   A
+    0x0034  30053  total system power                W    (negative while exporting)
+    0x003E  30063  total system power factor         -
+    0x0048  30073  total import energy               kWh  -> energy_wh         (OBIS 1.8.0)
+    0x004A  30075  total export energy               kWh  -> energy_export_wh  (OBIS 2.8.0)
 
-One read is two requests: the block 0x0000..0x0049 (74 registers, within the 80 an SDM630
-answers at once) and 0x0156. A meter that answers 0x0156 with "illegal address" is remembered
-as one without it and its import register 0x0048 is used from then on.
+One read is one request: the block 0x0000..0x004B (76 registers, within the 80 an SDM630
+answers at once). Both registers are sent in Wh (kWh × 1000, to 1 mWh). The meter's "total kWh"
+at 0x0156 is not read: Eastron defines it as import + export, so on a site that exports it would
+count the energy sent to the grid as consumed.
 
 Failures become ``MeterError`` with a reason, which the box logs and counts; the next read
 reconnects, so the box resumes by itself when the meter answers again:
@@ -22,8 +24,8 @@ reconnects, so the box resumes by itself when the meter answers again:
 - ``garbage``: an answer that cannot be a reading (NaN, infinite, a negative register,
   voltage or current outside 0..1000, power beyond ±1 MW).
 
-``power_w`` on the wire is import power: an exporting meter reports 0 (the import register,
-which is what the pipeline meters, does not move while exporting).
+``power_w`` on the wire is import power: an exporting meter reports 0, and what it exports
+shows in the export register.
 """
 
 from __future__ import annotations
@@ -32,24 +34,22 @@ import math
 import struct
 from typing import Any, Protocol
 
-import structlog
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 
 from device.meters import MeterError
 from device.settings import ModbusSettings
 from device.spool import Sample
 
-log = structlog.get_logger("device.modbus")
-
 REG_VOLTAGE_L1 = 0x0000
 REG_CURRENT_L1 = 0x0006
 REG_TOTAL_POWER = 0x0034
 REG_TOTAL_PF = 0x003E
 REG_IMPORT_KWH = 0x0048
-REG_TOTAL_KWH = 0x0156
+REG_EXPORT_KWH = 0x004A
 BLOCK_START = 0x0000
-BLOCK_COUNT = REG_IMPORT_KWH + 2  # 0x0000..0x0049
-ILLEGAL_ADDRESS = 0x02
+BLOCK_COUNT = REG_EXPORT_KWH + 2  # 0x0000..0x004B
+MAX_REGISTERS_PER_READ = 80
+"""The most registers an SDM630 returns for one request (40 float32 values)."""
 
 
 class ModbusClient(Protocol):
@@ -82,7 +82,6 @@ class ModbusMeter:
         self.client = client
         self.unit_id = unit_id
         self.name = name
-        self._has_total_register: bool | None = None
 
     @classmethod
     def from_settings(cls, settings: ModbusSettings) -> ModbusMeter:
@@ -128,18 +127,6 @@ class ModbusMeter:
             raise MeterError("garbage", f"{self.name}: {count} registers asked, got {len(response.registers)}")
         return response
 
-    def _energy_kwh(self, block: list[int]) -> float:
-        if self._has_total_register is not False:
-            response = self._request(REG_TOTAL_KWH, 2)
-            if not response.isError():
-                self._has_total_register = True
-                return float32(response.registers, 0)
-            if getattr(response, "exception_code", None) != ILLEGAL_ADDRESS or self._has_total_register:
-                raise MeterError("protocol", f"{self.name}: exception {response.exception_code} at 0x0156")
-            self._has_total_register = False
-            log.info("modbus_register_fallback", meter=self.name, register="0x0048")
-        return float32(block, REG_IMPORT_KWH)
-
     def read(self, now_ms: int) -> Sample:
         if not self.client.connected and not self.client.connect():
             raise MeterError("connection", f"{self.name}: cannot connect")
@@ -147,23 +134,27 @@ class ModbusMeter:
         if response.isError():
             raise MeterError("protocol", f"{self.name}: exception {response.exception_code} at 0x0000")
         block = list(response.registers)
-        energy_kwh = self._energy_kwh(block)
+        import_kwh = float32(block, REG_IMPORT_KWH)
+        export_kwh = float32(block, REG_EXPORT_KWH)
         voltage_v = float32(block, REG_VOLTAGE_L1)
         current_a = float32(block, REG_CURRENT_L1)
         power_w = float32(block, REG_TOTAL_POWER)
         pf = float32(block, REG_TOTAL_PF)
-        values = (energy_kwh, voltage_v, current_a, power_w, pf)
+        values = (import_kwh, export_kwh, voltage_v, current_a, power_w, pf)
         if not all(math.isfinite(v) for v in values):
             raise MeterError("garbage", f"{self.name}: non-finite value in {values}")
-        if energy_kwh < 0 or not 0 <= voltage_v <= 1000 or not 0 <= current_a <= 1000 or abs(power_w) > 1e6:
+        if import_kwh < 0 or export_kwh < 0:
+            raise MeterError("garbage", f"{self.name}: negative register in {values}")
+        if not 0 <= voltage_v <= 1000 or not 0 <= current_a <= 1000 or abs(power_w) > 1e6:
             raise MeterError("garbage", f"{self.name}: implausible values {values}")
         return Sample(
             ts_ms=now_ms,
-            energy_wh=round(energy_kwh * 1000.0, 3),
+            energy_wh=round(import_kwh * 1000.0, 3),
             power_w=round(max(0.0, power_w), 3),
             voltage_v=round(voltage_v, 3),
             current_a=round(current_a, 4),
             pf=round(pf, 4) if -1.0 <= pf <= 1.0 else None,
+            energy_export_wh=round(export_kwh * 1000.0, 3),
         )
 
     def close(self) -> None:

@@ -14,9 +14,10 @@ from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 
 from device.modbus import (
+    MAX_REGISTERS_PER_READ,
     REG_CURRENT_L1,
+    REG_EXPORT_KWH,
     REG_IMPORT_KWH,
-    REG_TOTAL_KWH,
     REG_TOTAL_PF,
     REG_TOTAL_POWER,
     REG_VOLTAGE_L1,
@@ -24,6 +25,8 @@ from device.modbus import (
 )
 
 NAN_REGISTERS = [0x7FC0, 0x0000]
+REG_TOTAL_KWH = 0x0156
+"""The SDM630's "total kWh" (30343), import + export by Eastron's definition: served, never read."""
 
 
 @dataclass
@@ -37,12 +40,15 @@ class Sdm630State:
             REG_TOTAL_POWER: 950.0,
             REG_TOTAL_PF: 0.97,
             REG_IMPORT_KWH: 12345.5,
-            REG_TOTAL_KWH: 12400.25,
+            REG_EXPORT_KWH: 54.75,
+            REG_TOTAL_KWH: 12400.25,  # 12345.5 + 54.75
         }
     )
     mode: str = "ok"  # ok | garbage | silent
     delay_s: float = 5.0
     requests: int = 0
+    asked: list[tuple[int, int]] = field(default_factory=list)
+    """(first register, count) of every request, in order."""
 
 
 @dataclass
@@ -61,6 +67,9 @@ def _free_port() -> int:
 def _device(state: Sdm630State, *, with_total_register: bool) -> SimDevice:
     async def action(fc: int, start: int, address: int, count: int, registers: list[int], values) -> ExcCodes | None:
         state.requests += 1
+        state.asked.append((address, count))
+        if count > MAX_REGISTERS_PER_READ or count % 2:
+            return ExcCodes.ILLEGAL_VALUE  # an SDM630 answers at most 40 whole float32 values
         if state.mode == "silent":
             await asyncio.sleep(state.delay_s)  # longer than the client's timeout: no answer
         for reg, value in state.values.items():
