@@ -295,3 +295,22 @@ def test_a_child_shard_takes_its_devices_state_from_the_parent(pipeline, setting
     child.shutdown_requested(type("S", (), {"checkpointer": Checkpointer()})())
     # Every reading once, and the energy between the parent's last and the child's first reading counted.
     assert_same_aggregates(stored_aggregates(pipeline.aggregates()), expected_aggregates(payloads))
+
+
+def test_late_messages_end_in_the_hours_of_in_order_arrival(pipeline, settings: Settings) -> None:
+    """Round 3 of every device (11:47-12:06) arrives a round late, after hour 11 was written: it
+    re-splits the span 11:46-12:07 that rounds 2 and 4 left, so energy moves between hour 11
+    (a correction) and hour 12. The stored hours equal the in-order reference
+    (readings taken in seq order)."""
+    records, payloads = make_records(rounds=6, per_message=20)  # 8 devices, 20 minutes per round
+    rounds = [records[k * 8 : (k + 1) * 8] for k in range(6)]
+    arrival = [*rounds[0], *rounds[1], *rounds[2], *rounds[4], *rounds[3], *rounds[5]]
+    for i, record in enumerate(arrival):  # the stream numbers records in arrival order
+        record._sequence_number = str(BASE_SEQ + i * 1_000_000)
+    proc = start(settings)
+    done = Checkpointer()
+    feed(proc, arrival, done)
+    proc.shutdown_requested(type("S", (), {"checkpointer": done})())
+    assert len(done.checkpoints) == 3
+    stored = stored_aggregates(pipeline.aggregates())
+    assert_same_aggregates(stored, expected_aggregates(payloads))
