@@ -129,6 +129,21 @@ def run(config_path: Path | None, **overrides: Any) -> None:
 @click.option("--protocol", type=click.Choice(["3.1.1", "5"]), default="3.1.1", show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True, help="Box i uses seed+i.")
 @click.option(
+    "--solar-kw",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="Peak PV output (kW) behind the meters of the boxes with solar: around midday they export, "
+    "their import register stays flat and the export register (energy_export_wh) rises. 0 = no solar.",
+)
+@click.option(
+    "--solar-every",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Solar on the first box and every Nth after it (1 = every box); the others send no export register.",
+)
+@click.option(
     "--synchronous",
     type=click.Choice(["FULL", "NORMAL"]),
     default="NORMAL",
@@ -158,6 +173,8 @@ def simulate(
     max_wait_s: float,
     protocol: str,
     seed: int,
+    solar_kw: float,
+    solar_every: int,
     synchronous: str,
     reconnect_max_s: float,
     drain_s: float,
@@ -173,10 +190,17 @@ def simulate(
     and never passes the wall clock, so no reading lies in the future. At the end a JSON summary goes
     to stdout: readings, messages, throughput and the fill of the 5 KB billing step.
 
+    With --solar-kw the boxes with solar (--solar-every) have a PV system behind the meter
+    (sin-shaped from 06:00 to 18:00 UTC, peak at noon): while it produces more than the
+    house uses, the reading's power_w is 0, the import register stays flat and the export
+    register energy_export_wh (OBIS 2.8.0) rises. Without it, no reading has an export register.
+
     \b
     Examples:
       wattstream device simulate --devices 3 --duration-s 30 --interval-s 1 --port 18883
       wattstream device simulate --devices 100 --duration-s 60 --interval-s 10 --speed 600
+      wattstream device simulate --devices 10 --solar-kw 5 --solar-every 2 \\
+        --duration-s 60 --interval-s 60 --speed 1440 --port 18883
       wattstream device simulate --host a1b2c3-ats.iot.us-east-1.amazonaws.com \\
         --basic-ingest-rule wattstream_energy_consumption --no-issue-certs
     """
@@ -194,7 +218,7 @@ def simulate(
             spool_synchronous=synchronous,
             reconnect_min_s=min(1.0, reconnect_max_s),
             reconnect_max_s=reconnect_max_s,
-            simulated={"seed": seed},
+            simulated={"seed": seed, "solar_kw": solar_kw},
             basic_ingest_rule=basic_ingest_rule,
             basic_ingest_force=bool(basic_ingest_force),
             **broker,
@@ -218,7 +242,8 @@ def simulate(
                 start_ms = max(start_ms, spooled.last.ts_ms + int(interval_s * 1000))
         clock = ScaledClock(start_ms, speed, wall=wall)
         boxes = [
-            build_box(simulated_settings(base, i, thing, spool_dir), now_ms=start_ms) for i, thing in enumerate(ids)
+            build_box(simulated_settings(base, i, thing, spool_dir, solar_every=solar_every), now_ms=start_ms)
+            for i, thing in enumerate(ids)
         ]
         loop = RunLoop(boxes, clock, drain_s=drain_s)
         _stop_on_signals(loop.stop_event)

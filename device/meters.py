@@ -18,6 +18,21 @@ The register integrates power with the trapezoidal rule between consecutive read
 ``energy_wh += (p_prev + p_now) / 2 · Δt_h``, so for the published readings the register
 delta equals the trapezoid integral of the published power exactly. A reset (meter replaced,
 register rolled over) sets the register to 0 at the configured times.
+
+Solar (``solar_kw`` > 0): a PV system behind the meter, noiseless and cloudless, with ``h`` the
+local hour as above::
+
+    generation_w(t) = solar_kw · 1000 · sin(π · (h − 6) / 12)   for 6 < h < 18, else 0
+    net_w(t)        = round(load_w(t) − round(generation_w(t), 1), 1)
+    import_w = max(0, net_w)        export_w = max(0, −net_w)
+
+The published ``power_w`` is ``import_w`` and the export register (OBIS 2.8.0,
+``energy_export_wh``) integrates ``export_w`` by the same trapezoid rule, so while generation
+exceeds the load the import register stays flat and the export register rises. Generation draws
+nothing from the random stream: a meter with solar sees the very load of the same seed without,
+which makes its registers checkable from the load alone. Without solar there is no export
+register (``energy_export_wh`` None) and the readings are those of a meter that never had the
+option. A reset restarts both registers.
 """
 
 from __future__ import annotations
@@ -31,6 +46,8 @@ from device.spool import Sample
 from readings.errors import DeviceError
 
 MS_PER_HOUR = 3_600_000
+SUNRISE_H = 6.0
+SUNSET_H = 18.0
 Profile = Literal["household", "small_business"]
 
 
@@ -83,30 +100,48 @@ class SimulatedMeter:
     start_energy_wh: float = 0.0
     reset_at_ms: tuple[int, ...] = ()
     """Instants at which the register restarts from 0 (injected resets for tests and demos)."""
+    solar_kw: float = 0.0
+    """Peak output of the PV system behind the meter; 0 = none (and no export register)."""
+    start_energy_export_wh: float = 0.0
     _rng: random.Random = field(init=False, repr=False)
     _energy_wh: float = field(init=False, repr=False)
+    _export_wh: float = field(init=False, repr=False)
     _last_ms: int | None = field(init=False, default=None, repr=False)
     _last_power_w: float = field(init=False, default=0.0, repr=False)
+    _last_export_w: float = field(init=False, default=0.0, repr=False)
     _noise: float = field(init=False, default=0.0, repr=False)
     _resets_done: int = field(init=False, default=0, repr=False)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise DeviceError(f"unknown load profile {self.profile!r}")
+        if not self.solar_kw >= 0:
+            raise DeviceError(f"solar_kw must be >= 0, not {self.solar_kw}")
         self._rng = random.Random(self.seed)
         self._energy_wh = self.start_energy_wh
+        self._export_wh = self.start_energy_export_wh
         self.reset_at_ms = tuple(sorted(self.reset_at_ms))
+
+    def _hour(self, ts_ms: int) -> float:
+        return ((ts_ms / MS_PER_HOUR) + self.utc_offset_h) % 24.0
 
     def shape_w(self, ts_ms: int) -> float:
         """The noiseless load at ``ts_ms``."""
         base_w, peaks = PROFILES[self.profile]
-        hour = ((ts_ms / MS_PER_HOUR) + self.utc_offset_h) % 24.0
+        hour = self._hour(ts_ms)
         power = base_w
         for peak in peaks:
             # the distance on the 24 h circle, so a 23:00 peak also lifts 00:30
             d = min(abs(hour - peak.centre_h), 24.0 - abs(hour - peak.centre_h))
             power += peak.power_w * math.exp(-0.5 * (d / peak.width_h) ** 2)
         return power * self.scale
+
+    def generation_w(self, ts_ms: int) -> float:
+        """The PV output at ``ts_ms`` (module docstring); 0 without solar and at night."""
+        hour = self._hour(ts_ms)
+        if self.solar_kw == 0 or not SUNRISE_H < hour < SUNSET_H:
+            return 0.0
+        return self.solar_kw * 1000.0 * math.sin(math.pi * (hour - SUNRISE_H) / (SUNSET_H - SUNRISE_H))
 
     def _power_w(self, ts_ms: int) -> float:
         # AR(1) noise: appliances switch on and off, the load does not jump independently
@@ -115,15 +150,21 @@ class SimulatedMeter:
 
     def read(self, now_ms: int) -> Sample:
         # integrate the power as published, so the register agrees with what consumers see
-        power_w = round(self._power_w(now_ms), 1)
+        net_w = round(self._power_w(now_ms), 1)
+        solar = self.solar_kw > 0
+        if solar:
+            net_w = round(net_w - round(self.generation_w(now_ms), 1), 1)
+        power_w, export_w = max(0.0, net_w), max(0.0, -net_w)
         if self._last_ms is not None:
             if now_ms < self._last_ms:
                 raise MeterError("protocol", f"clock went back from {self._last_ms} to {now_ms}")
-            self._energy_wh += (self._last_power_w + power_w) / 2.0 * (now_ms - self._last_ms) / MS_PER_HOUR
+            elapsed_ms = now_ms - self._last_ms
+            self._energy_wh += (self._last_power_w + power_w) / 2.0 * elapsed_ms / MS_PER_HOUR
+            self._export_wh += (self._last_export_w + export_w) / 2.0 * elapsed_ms / MS_PER_HOUR
         while self._resets_done < len(self.reset_at_ms) and self.reset_at_ms[self._resets_done] <= now_ms:
-            self._energy_wh = 0.0
+            self._energy_wh = self._export_wh = 0.0
             self._resets_done += 1
-        self._last_ms, self._last_power_w = now_ms, power_w
+        self._last_ms, self._last_power_w, self._last_export_w = now_ms, power_w, export_w
         voltage_v = self.voltage_v + self._rng.gauss(0.0, 1.5)
         pf = min(1.0, max(0.5, 0.95 + self._rng.gauss(0.0, 0.02)))
         return Sample(
@@ -131,8 +172,9 @@ class SimulatedMeter:
             energy_wh=round(self._energy_wh, 3),
             power_w=power_w,
             voltage_v=round(voltage_v, 1),
-            current_a=round(power_w / (voltage_v * pf), 3),
+            current_a=round(abs(net_w) / (voltage_v * pf), 3),  # current flows either way
             pf=round(pf, 3),
+            energy_export_wh=round(self._export_wh, 3) if solar else None,
         )
 
     def close(self) -> None:

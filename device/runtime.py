@@ -24,6 +24,7 @@ from device.meters import MeterSource, SimulatedMeter
 from device.publisher import MqttConfig, Publisher
 from device.settings import DeviceSettings
 from device.spool import Spool
+from readings.errors import ConfigError
 from readings.models import topic_for
 
 log = structlog.get_logger("device.runtime")
@@ -58,7 +59,13 @@ class ScaledClock:
         return simulated if self.wall is None else min(simulated, self.wall.now_ms())
 
 
-def build_meter(settings: DeviceSettings, *, start_energy_wh: float | None, first_ts_ms: int) -> MeterSource:
+def build_meter(
+    settings: DeviceSettings,
+    *,
+    start_energy_wh: float | None,
+    first_ts_ms: int,
+    start_energy_export_wh: float | None = None,
+) -> MeterSource:
     if settings.meter == "modbus":
         from device.modbus import ModbusMeter  # pymodbus only where a real meter is wired
 
@@ -76,13 +83,15 @@ def build_meter(settings: DeviceSettings, *, start_energy_wh: float | None, firs
         utc_offset_h=sim.utc_offset_h,
         start_energy_wh=sim.start_energy_wh if start_energy_wh is None else start_energy_wh,
         reset_at_ms=resets,
+        solar_kw=sim.solar_kw,
+        start_energy_export_wh=start_energy_export_wh or 0.0,
     )
 
 
 def build_box(
     settings: DeviceSettings, *, now_ms: int, mqtt: MqttConfig | None = None, rng: random.Random | None = None
 ) -> Box:
-    """One box from its settings. A simulated meter resumes from the register in the spool.
+    """One box from its settings. A simulated meter resumes from the registers in the spool.
 
     Refuses (``ConfigError``) a topic the broker cannot take before it opens the spool.
     """
@@ -98,7 +107,12 @@ def build_box(
     # Never stamp a reading at or before the last one of a previous run (simulated time may
     # have run ahead of the wall clock then).
     first_read_ms = max(now_ms, (last.ts_ms or 0) + interval_ms)
-    meter = build_meter(settings, start_energy_wh=last.energy_wh, first_ts_ms=first_read_ms)
+    meter = build_meter(
+        settings,
+        start_energy_wh=last.energy_wh,
+        start_energy_export_wh=last.energy_export_wh,
+        first_ts_ms=first_read_ms,
+    )
     publisher = Publisher(mqtt or settings.mqtt_config(), rng=rng)
     box = Box(
         settings.device_id,
@@ -162,13 +176,22 @@ class RunLoop:
         return False
 
 
-def simulated_settings(base: DeviceSettings, index: int, device_id: str, spool_dir: Path) -> DeviceSettings:
-    """The settings of virtual box ``index``: own id, spool, seed and a mix of profiles."""
+def simulated_settings(
+    base: DeviceSettings, index: int, device_id: str, spool_dir: Path, *, solar_every: int = 1
+) -> DeviceSettings:
+    """The settings of virtual box ``index``: own id, spool, seed and a mix of profiles.
+
+    Boxes 0, ``solar_every``, 2 × ``solar_every``, … keep the base's ``solar_kw``; the others
+    have no solar.
+    """
+    if solar_every < 1:
+        raise ConfigError(f"solar_every must be >= 1, not {solar_every}")
     sim = base.simulated.model_copy(
         update={
             "seed": base.simulated.seed + index,
             "profile": "small_business" if index % 5 == 4 else "household",
             "scale": 0.6 + (index * 7919 % 100) / 100.0,
+            "solar_kw": base.simulated.solar_kw if index % solar_every == 0 else 0.0,
         }
     )
     return base.model_copy(

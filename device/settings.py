@@ -51,6 +51,12 @@ class SimulatedMeterSettings(BaseModel):
     utc_offset_h: float = Field(0.0, description="Local time of the premises, for the peaks.")
     start_energy_wh: float = Field(0.0, ge=0, description="Register at first start.")
     reset_every_s: float = Field(0.0, ge=0, description="Inject a register reset this often (0 = never).")
+    solar_kw: float = Field(
+        0.0,
+        ge=0,
+        description="Peak output (kW) of a PV system behind the meter (0 = none). The meter then also keeps the export "
+        "register (energy_export_wh, OBIS 2.8.0), which rises while generation exceeds the load.",
+    )
 
 
 class ModbusSettings(BaseModel):
