@@ -31,22 +31,12 @@ class Lineage:
 
 def shard_lineage(kinesis: Any, stream: str, shard_id: str) -> Lineage:
     """The lineage of ``shard_id``; an empty one when the stream cannot be listed."""
-    shards: list[dict[str, Any]] = []
     try:
-        kwargs: dict[str, Any] = {"StreamName": stream}
-        while True:
-            response = kinesis.list_shards(**kwargs)
-            shards.extend(response.get("Shards", []))
-            token = response.get("NextToken")
-            if not token:
-                break
-            kwargs = {"NextToken": token}
+        shards = list_shards(kinesis, stream)
     except Exception as exc:  # noqa: BLE001 - without the listing the shard has no known relatives
         log.warning("shard_lineage_unavailable", stream=stream, error=repr(exc)[:300])
         return Lineage(shard_id)
-    parents_of = {
-        s["ShardId"]: tuple(p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p) for s in shards
-    }
+    parents_of = parents_by_shard(shards)
     me = next((s for s in shards if s["ShardId"] == shard_id), None)
     if me is None:
         return Lineage(shard_id)
@@ -70,3 +60,24 @@ def shard_lineage(kinesis: Any, stream: str, shard_id: str) -> Lineage:
         frozenset(descendants),
         (int(hash_range["StartingHashKey"]), int(hash_range["EndingHashKey"])),
     )
+
+
+def list_shards(kinesis: Any, stream: str) -> list[dict[str, Any]]:
+    """Every shard the stream lists (ListShards, all pages): the open ones and those closed
+    within the stream's retention; a shard closed longer ago is no longer listed."""
+    shards: list[dict[str, Any]] = []
+    kwargs: dict[str, Any] = {"StreamName": stream}
+    while True:
+        response = kinesis.list_shards(**kwargs)
+        shards.extend(response.get("Shards", []))
+        token = response.get("NextToken")
+        if not token:
+            return shards
+        kwargs = {"NextToken": token}
+
+
+def parents_by_shard(shards: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    """Shard id -> its parents (none, one for a split, two for a merge), for the shards listed."""
+    return {
+        s["ShardId"]: tuple(p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId")) if p) for s in shards
+    }
