@@ -182,10 +182,13 @@ def ensure_table(client: Any, table: str, timeout_s: float = 120) -> bool:
     return created
 
 
-def drop_table(client: Any, table: str) -> None:
-    """Delete a table; a missing one is no error."""
+def drop_table(client: Any, table: str, *, wait: bool = False) -> None:
+    """Delete a table; a missing one is no error. ``wait``: return once it is gone."""
     try:
         client.delete_table(TableName=table)
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "ResourceNotFoundException":
             raise SinkError(f"DeleteTable {table}: {exc}") from exc
+        return
+    if wait:
+        client.get_waiter("table_not_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 300})
