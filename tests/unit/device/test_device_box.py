@@ -135,3 +135,30 @@ def test_a_sped_up_clock_catches_up_with_the_wall_clock_and_never_passes_it() ->
     first = clock.now_ms()
     _time.sleep(0.01)  # 10 ms at a million times speed: far past the wall clock if uncapped
     assert first <= clock.now_ms() == 1_795_000_000_000
+
+
+def test_a_box_with_solar_publishes_the_export_register_it_read(tmp_path: Path) -> None:
+    from readings.models import Message
+
+    noon_ms = 12 * 3_600_000  # 1970-01-01T12:00Z: the simulated sun is at its highest
+    pub = FakePublisher()
+    box = Box(
+        "box-1",
+        meter=SimulatedMeter(seed=1, solar_kw=5.0),
+        spool=Spool(tmp_path / "box.db", "box-1"),
+        publisher=pub,  # type: ignore[arg-type]
+        rule=BatchPolicy(max_readings=5, max_wait_s=30.0),
+        read_interval_ms=1_000,
+        first_read_ms=noon_ms,
+    )
+    box.tick(noon_ms + 4_000)
+    [payload] = pub.sent.values()
+    wire = Message.model_validate_json(payload).readings
+    reference = SimulatedMeter(seed=1, solar_kw=5.0)  # the same meter, read directly
+    read = [reference.read(noon_ms + i * 1_000) for i in range(5)]
+    assert [(r.energy_wh, r.power_w, r.energy_export_wh) for r in wire] == [
+        (s.energy_wh, s.power_w, s.energy_export_wh) for s in read
+    ]
+    assert all(r.power_w == 0.0 for r in wire) and len({r.energy_wh for r in wire}) == 1
+    exports = [r.energy_export_wh or 0.0 for r in wire]
+    assert exports == sorted(exports) and exports[-1] > exports[0]
