@@ -24,11 +24,12 @@ Per reading, against the device's newest reading (highest ``seq``):
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
 from batcher.buckets import BucketAggregate, day_key, hour_key, split_by_hour
+from batcher.completeness import MAX_GAPS, Gap, learn_cadence, spread, step
 from batcher.registers import DeviceState, FlagSink, Point, RegisterRules, RegisterState, RegisterTracker
 from batcher.seen import SeenSeqs
 from readings.models import Reading
@@ -43,6 +44,10 @@ class BatchStats:
     late: int = 0
     late_resplit: int = 0
     """Late readings that moved energy between intervals (the rest count as samples only)."""
+    seq_gaps: int = 0
+    """Seqs found missing between consecutive readings."""
+    seq_gaps_filled: int = 0
+    """Missing seqs a late reading filled."""
     energy_wh: float = 0.0
     export_wh: float = 0.0
     flags: dict[str, int] = field(default_factory=lambda: defaultdict(int))
@@ -72,6 +77,10 @@ _FLAG_FIELDS = {
 }
 
 
+StepSink = Callable[[Gap, int], None]
+"""Receives a step and +1 to spread its figures, or -1 to take them back."""
+
+
 class _Outcome(Enum):
     NEXT = "next"
     LATE = "late"
@@ -84,6 +93,7 @@ def _take(state: DeviceState, r: Reading, flag: FlagSink) -> _Outcome:
     if newest is None:
         state.seen.add(r.seq)
         state.newest, state.newest_power_w = Point(r.seq, r.ts_ms, r.energy_wh), r.power_w
+        state.head = (r.seq, r.ts_ms)
         return _Outcome.NEXT
     newest_raw_ts_ms = newest.ts_ms if state.newest_raw_ts_ms is None else state.newest_raw_ts_ms
     before_restart = state.epoch_ts_ms is not None and r.ts_ms < state.epoch_ts_ms
@@ -93,7 +103,8 @@ def _take(state: DeviceState, r: Reading, flag: FlagSink) -> _Outcome:
         flag("seq_restart", r.ts_ms)
         state.prev_seen, state.seen, state.epoch_ts_ms = state.seen, SeenSeqs(), r.ts_ms
         state.seen.add(r.seq)
-        # Spans of the old numbering cannot be split by readings of the new one.
+        # Spans and gaps of the old numbering cannot be split by readings of the new one.
+        state.gaps, state.head = [], (r.seq, r.ts_ms)
         for register in (state.register, state.export):
             if register is not None:
                 register.spans, register.first = [], None
@@ -114,6 +125,55 @@ def _take(state: DeviceState, r: Reading, flag: FlagSink) -> _Outcome:
     state.newest_raw_ts_ms = None if ts_ms == r.ts_ms else r.ts_ms
     state.newest_power_w = r.power_w
     return _Outcome.NEXT
+
+
+def _step(state: DeviceState, before: Point, newest: Point, rules: RegisterRules, on_step: StepSink) -> int:
+    """Spread the step from the previous newest reading; the seq gaps it found."""
+    restarted = newest.seq < before.seq  # a new numbering: no seq gap across it
+    start_seq = newest.seq - 1 if restarted else before.seq
+    gap = step(start_seq, before.ts_ms, newest.seq, newest.ts_ms, state.cadence_ms, rules.silence_limit_ms)
+    on_step(gap, 1)
+    spacing_ms = newest.ts_ms - before.ts_ms
+    if newest.seq == before.seq + 1 and spacing_ms > 0:
+        state.cadence_ms = learn_cadence(state.cadence_ms, spacing_ms)
+    oldest = newest.ts_ms - rules.late_window_ms
+    state.gaps = [g for g in state.gaps if g.end_ms >= oldest and state.seen.has_gap(g.start_seq, g.end_seq)]
+    if state.head is not None and state.head[1] < oldest:
+        state.head = None
+    if gap.seq_gaps:
+        state.gaps = [*state.gaps, gap][-MAX_GAPS:]
+    return gap.seq_gaps
+
+
+def _fill(state: DeviceState, r: Reading, rules: RegisterRules, on_step: StepSink) -> tuple[int, int]:
+    """A late reading fills a seq of a kept step: the step's figures give way to its halves'.
+
+    ``(seq gaps found, seq gaps filled)``.
+    """
+    index = next((i for i, g in enumerate(state.gaps) if g.start_seq < r.seq < g.end_seq), None)
+    if index is None:
+        if state.head is not None and r.seq < state.head[0] and r.ts_ms <= state.head[1]:
+            # Before the first reading: a step to it, and the new first reading.
+            head_seq, head_ms = state.head
+            first = step(r.seq, r.ts_ms, head_seq, head_ms, state.cadence_ms, rules.silence_limit_ms)
+            on_step(first, 1)
+            if first.seq_gaps:
+                state.gaps = [first, *state.gaps][:MAX_GAPS]
+            state.head = (r.seq, r.ts_ms)
+            return first.seq_gaps, 0
+        return 0, 0
+    gap = state.gaps[index]
+    ts_ms = min(max(r.ts_ms, gap.start_ms), gap.end_ms)
+    limit = rules.silence_limit_ms
+    halves = [
+        step(gap.start_seq, gap.start_ms, r.seq, ts_ms, gap.cadence_ms, limit),
+        step(r.seq, ts_ms, gap.end_seq, gap.end_ms, gap.cadence_ms, limit),
+    ]
+    on_step(gap, -1)
+    for half in halves:
+        on_step(half, 1)
+    state.gaps[index : index + 1] = [h for h in halves if h.seq_gaps]
+    return 0, gap.seq_gaps - sum(h.seq_gaps for h in halves)
 
 
 def compute_batch(
@@ -175,11 +235,20 @@ def compute_batch(
             bucket(hour_key(ts_ms)).add_sample(ts_ms, power_w)
             bucket(day_key(ts_ms)).add_sample(ts_ms, power_w)
 
+        def on_step(gap: Gap, sign: int) -> None:
+            for hour_ms, seq_gaps, missing, silent_ms in spread(gap):
+                for key in (hour_key(hour_ms), day_key(hour_ms)):
+                    agg = bucket(key)
+                    agg.seq_gaps += sign * seq_gaps
+                    agg.missing += sign * missing
+                    agg.silent_ms += sign * silent_ms
+
         meter = RegisterTracker(state.register, state.seen, rules, on_energy, on_flag, on_moved)
         exporter: RegisterTracker | None = None
         stored_before = stats.stored
         for r in device_readings:
             stats.readings += 1
+            before = state.newest
             outcome = _take(state, r, on_flag)
             if outcome is _Outcome.DUPLICATE:
                 stats.duplicates += 1
@@ -200,9 +269,14 @@ def compute_batch(
                 if exporter is not None and r.energy_export_wh is not None:
                     moved = exporter.late(Point(r.seq, r.ts_ms, r.energy_export_wh)) or moved
                 stats.late_resplit += moved
+                found, filled = _fill(state, r, rules, on_step)
+                stats.seq_gaps += found
+                stats.seq_gaps_filled += filled
                 continue
             newest = state.newest
             assert newest is not None
+            if before is not None:
+                stats.seq_gaps += _step(state, before, newest, rules, on_step)
             on_sample(newest.ts_ms, r.power_w)
             meter.step(Point(r.seq, newest.ts_ms, r.energy_wh))
             if exporter is not None and r.energy_export_wh is not None:

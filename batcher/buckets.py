@@ -30,7 +30,7 @@ FLAG_COUNTERS = frozenset(
     }
 )
 """Counters of register and numbering anomalies; absent from an item means zero."""
-SPARSE = FLAG_COUNTERS | {"export_wh"}
+SPARSE = FLAG_COUNTERS | {"export_wh", "seq_gaps", "missing", "silent_ms"}
 """Figures written only once they are not zero (most devices export nothing)."""
 
 HOURLY = "h"
@@ -104,6 +104,12 @@ class BucketAggregate:
     export_resets: int = 0
     export_glitches: int = 0
     export_jumps: int = 0
+    seq_gaps: int = 0
+    """Seqs of the device's readings in this interval that never arrived (``batcher.completeness``)."""
+    missing: int = 0
+    """Readings the interval should have had and did not get; expected = samples + missing."""
+    silent_ms: int = 0
+    """Time of the interval inside steps longer than the silence limit (its energy is estimated)."""
 
     def add_sample(self, ts_ms: int, power_w: float | None) -> None:
         self.samples += 1
@@ -138,6 +144,9 @@ class BucketAggregate:
             export_resets=self.export_resets + other.export_resets,
             export_glitches=self.export_glitches + other.export_glitches,
             export_jumps=self.export_jumps + other.export_jumps,
+            seq_gaps=self.seq_gaps + other.seq_gaps,
+            missing=self.missing + other.missing,
+            silent_ms=self.silent_ms + other.silent_ms,
         )
 
     def to_dict(self) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from batcher.completeness import DEFAULT_SILENCE_LIMIT_MS, Gap
 from batcher.seen import SeenSeqs
 
 MS_PER_HOUR = 3_600_000
@@ -62,6 +63,8 @@ class RegisterRules:
     max_power_w: float = 100_000.0
     anchor_window_ms: int = DEFAULT_ANCHOR_WINDOW_MS
     late_window_ms: int = DEFAULT_LATE_WINDOW_MS
+    silence_limit_ms: int = DEFAULT_SILENCE_LIMIT_MS
+    """A step between two readings longer than this is a silence (``batcher.completeness``)."""
 
     def max_rise_wh(self, start_ms: int, end_ms: int) -> float:
         return self.max_power_w * max(0, end_ms - start_ms) / MS_PER_HOUR + self.tolerance_wh
@@ -171,6 +174,12 @@ class DeviceState:
     """The seqs of the numbering before the last seq restart (redeliveries of it are duplicates)."""
     epoch_ts_ms: int | None = None
     """When the current numbering began (the time of the restart that started it)."""
+    cadence_ms: int | None = None
+    """The spacing of the device's readings, learnt from consecutive seqs."""
+    gaps: list[Gap] = field(default_factory=list)
+    """Steps with seq gaps a late reading may still fill, oldest first."""
+    head: tuple[int, int] | None = None
+    """``(seq, ts_ms)`` of the first reading of the numbering, while one may still come before it."""
 
     def copy(self) -> DeviceState:
         """An independent copy: points are never changed in place, only the seq sets are."""
@@ -183,6 +192,9 @@ class DeviceState:
             None if self.export is None else self.export.copy(),
             None if self.prev_seen is None else self.prev_seen.copy(),
             self.epoch_ts_ms,
+            self.cadence_ms,
+            list(self.gaps),
+            self.head,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -190,9 +202,13 @@ class DeviceState:
         out: dict[str, Any] = {"seen": self.seen.to_list(), **self.register.to_dict()}
         if self.newest is not None:
             out["newest"] = self.newest.to_dict()
-        for name in ("newest_raw_ts_ms", "newest_power_w", "epoch_ts_ms"):
+        for name in ("newest_raw_ts_ms", "newest_power_w", "epoch_ts_ms", "cadence_ms"):
             if getattr(self, name) is not None:
                 out[name] = getattr(self, name)
+        if self.gaps:
+            out["gaps"] = [gap.to_list() for gap in self.gaps]
+        if self.head is not None:
+            out["head"] = list(self.head)
         if self.export is not None:
             out["export"] = self.export.to_dict()
         if self.prev_seen is not None:
@@ -205,7 +221,7 @@ class DeviceState:
             return cls()
         power = d.get("newest_power_w")
         raw_ts, epoch_ts = d.get("newest_raw_ts_ms"), d.get("epoch_ts_ms")
-        prev, export = d.get("prev_seen"), d.get("export")
+        prev, export, cadence = d.get("prev_seen"), d.get("export"), d.get("cadence_ms")
         return cls(
             seen=SeenSeqs([[int(lo), int(hi)] for lo, hi in d.get("seen", [])]),
             newest=Point.from_dict(d.get("newest")),
@@ -215,6 +231,9 @@ class DeviceState:
             export=None if export is None else RegisterState.from_dict(export),
             prev_seen=None if prev is None else SeenSeqs([[int(lo), int(hi)] for lo, hi in prev]),
             epoch_ts_ms=None if epoch_ts is None else int(epoch_ts),
+            cadence_ms=None if cadence is None else int(cadence),
+            gaps=[Gap.from_list(gap) for gap in d.get("gaps", [])],
+            head=None if d.get("head") is None else (int(d["head"][0]), int(d["head"][1])),
         )
 
 

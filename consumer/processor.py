@@ -352,6 +352,8 @@ def _record_flush(
     metrics.READINGS_DUPLICATE.inc(stats.duplicates)
     metrics.READINGS_LATE.inc(stats.late)
     metrics.READINGS_LATE_RESPLIT.inc(stats.late_resplit)
+    metrics.SEQ_GAPS.inc(stats.seq_gaps)
+    metrics.SEQ_GAPS_FILLED.inc(stats.seq_gaps_filled)
     metrics.ENERGY.inc(stats.energy_wh)
     metrics.ENERGY_EXPORT.inc(stats.export_wh)
     metrics.DEAD_LETTERS.inc(len(dead))
@@ -377,6 +379,8 @@ def _record_flush(
         duplicates=stats.duplicates,
         late=stats.late,
         late_resplit=stats.late_resplit,
+        seq_gaps=stats.seq_gaps,
+        seq_gaps_filled=stats.seq_gaps_filled,
         rejected=sum(count for count, _ in rejected.values()),
         dead_letters=len(dead),
         energy_wh=round(stats.energy_wh, 3),

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a device keeps the spans a late reading may re-split (its time base).",
     )
+    silence_limit_s: int = Field(
+        900, ge=1, description="A step between two readings longer than this is a silence (estimated energy)."
+    )
 
     # The KCL daemon.
     worker_id: str = Field(
@@ -100,7 +103,11 @@ class Settings(BaseSettings):
     @cached_property
     def register_rules(self) -> RegisterRules:
         return RegisterRules(
-            self.register_tolerance_wh, self.max_power_w, self.anchor_window_s * 1000, self.late_window_s * 1000
+            self.register_tolerance_wh,
+            self.max_power_w,
+            self.anchor_window_s * 1000,
+            self.late_window_s * 1000,
+            self.silence_limit_s * 1000,
         )
 
     def endpoint(self, service: str) -> str | None:

@@ -26,6 +26,7 @@ class TestBucketFigures:
         h13 = result.aggregates[(DEV, "h#2026-11-27T13")]
         day = result.aggregates[(DEV, "d#2026-11-27")]
         # Energy: 40 in 12:10..12:50; 15 over 12:50..13:05 (10 in hour 12, 5 in 13); 25 in 13.
+        # Silence: the 40- and 25-minute steps pass the 15-minute limit; the 15-minute one does not.
         assert h12 == BucketAggregate(
             energy_wh=pytest.approx(50.0),
             samples=2,
@@ -34,6 +35,7 @@ class TestBucketFigures:
             power_max_w=300.0,
             first_ts_ms=at_ms("12:10"),
             last_ts_ms=at_ms("12:50"),
+            silent_ms=40 * 60_000,
         )
         assert h13 == BucketAggregate(
             energy_wh=pytest.approx(30.0),
@@ -43,6 +45,7 @@ class TestBucketFigures:
             power_max_w=200.0,
             first_ts_ms=at_ms("13:05"),
             last_ts_ms=at_ms("13:30"),
+            silent_ms=25 * 60_000,
         )
         assert day == BucketAggregate(
             energy_wh=pytest.approx(80.0),
@@ -52,6 +55,7 @@ class TestBucketFigures:
             power_max_w=300.0,
             first_ts_ms=at_ms("12:10"),
             last_ts_ms=at_ms("13:30"),
+            silent_ms=65 * 60_000,
         )
         assert set(result.aggregates) == {(DEV, "h#2026-11-27T12"), (DEV, "h#2026-11-27T13"), (DEV, "d#2026-11-27")}
 
