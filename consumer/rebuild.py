@@ -60,8 +60,6 @@ from sinks.ports import AggregatePort, ArchivePort, RangePort, SnapshotPort
 from sinks.position import position_marker
 from sinks.ranges import Change
 
-log = structlog.get_logger("wattstream.rebuild")
-
 T = TypeVar("T")
 U = TypeVar("U")
 
@@ -178,7 +176,10 @@ class Rebuild:
         self.manifest = Manifest(self.params.rebuild_id) if fresh or stored is None else stored
         staging = self._open_staging(fresh)
         self._save()
-        log.info("rebuild_started", rebuild_id=self.params.rebuild_id, fresh=fresh, shards=len(objects))
+        # A logger per run: the command configures logging anew for each invocation.
+        structlog.get_logger("wattstream.rebuild").info(
+            "rebuild_started", rebuild_id=self.params.rebuild_id, fresh=fresh, shards=len(objects)
+        )
         self._progress.total(sum(len(objs) for objs in objects.values()))
         try:
             self._load_completed(topological(preds))

@@ -76,7 +76,10 @@ def rebuild(start: str, end: str, devices: tuple[str, ...], table: str | None, d
         raise ConfigError(f"--from and --to are dates, YYYY-MM-DD: {exc}") from exc
     if end_ms <= first_ms:
         raise ConfigError("--to must be after --from")
+    from readings.logs import configure
+
     settings = Settings()
+    configure(settings.log_level)  # JSON lines on stderr: stdout is the dry run's CSV
     rules = settings.register_rules
     params = Params(
         first_ms,
@@ -90,7 +93,7 @@ def rebuild(start: str, end: str, devices: tuple[str, ...], table: str | None, d
     )
     bar = _Bar()
     try:
-        job = _wire(settings, params, table is not None, dry_run, workers, bar)
+        job = wire(settings, params, own_table=table is not None, dry_run=dry_run, workers=workers, progress=bar)
         outcome = job.run()
     except (ClientError, BotoCoreError) as exc:
         raise SinkError(f"rebuild: {exc}") from exc
@@ -114,8 +117,18 @@ def rebuild(start: str, end: str, devices: tuple[str, ...], table: str | None, d
     click.echo(f"rebuilt {summary}: {outcome.written} written, {outcome.deleted} deleted")
 
 
-def _wire(settings: Any, params: Any, own_table: bool, dry_run: bool, workers: int, bar: _Bar) -> Any:
-    """The rebuild with its stores: the archive, its checkpoints, a staging table and the target."""
+def wire(
+    settings: Any,
+    params: Any,
+    *,
+    own_table: bool,
+    dry_run: bool,
+    workers: int = DEFAULT_WORKERS,
+    progress: Any = None,
+    archive: Any = None,
+) -> Any:
+    """The rebuild with its stores: the archive (``archive`` stands in for it when given), the
+    checkpoints, a staging table and the target."""
     import structlog
 
     from consumer.lineage import list_shards, parents_by_shard
@@ -151,11 +164,11 @@ def _wire(settings: Any, params: Any, own_table: bool, dry_run: bool, workers: i
         ensure_table(dynamodb, params.table)
     return Rebuild(
         params,
-        archive=Archive(s3, settings.raw_bucket),
+        archive=archive if archive is not None else Archive(s3, settings.raw_bucket),
         checkpoints=None if dry_run else SnapshotStore(s3, settings.raw_bucket),
         parents=parents,
         open_staging=open_staging,
         target=BucketRanges(dynamodb, params.table, workers=settings.flush_workers),
         workers=workers,
-        progress=bar,
+        progress=progress,
     )
