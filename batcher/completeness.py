@@ -127,3 +127,11 @@ def _before(count: int, start: int, span: int, t: int) -> int:
         return 0
     ahead = -(-(t - start) * (count + 1) // span) - 1
     return max(0, min(count, ahead))
+
+
+def quality(samples: int, energy_wh: float, silent_ms: int) -> str:
+    """NEM12's flag of an interval: ``A`` actual, ``E`` estimated (energy spread across a
+    silence), ``N`` no data."""
+    if silent_ms > 0:
+        return "E"
+    return "A" if samples or energy_wh else "N"

@@ -80,6 +80,9 @@ class Live:
     hour_samples: int
     hour_power_max_w: float | None
     hour_export_wh: float = 0.0
+    hour_seq_gaps: int = 0
+    hour_missing: int = 0
+    hour_silent_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -146,5 +149,8 @@ def settle(result: BatchResult, prior: Mapping[str, Ledger]) -> Settlement:
             hour_samples=agg.samples,
             hour_power_max_w=agg.power_max_w,
             hour_export_wh=agg.export_wh,
+            hour_seq_gaps=agg.seq_gaps,
+            hour_missing=agg.missing,
+            hour_silent_ms=agg.silent_ms,
         )
     return Settlement(ledgers, closed, corrections, live)

@@ -10,11 +10,12 @@ An item (``device_id`` = ``live#<group>``, ``bucket`` = ``live``) holds, per dev
 attribute named after it (``device_attr``: a device named like a key attribute, ``bucket`` or
 ``device_id``, is stored as ``d#<name>``; no thing name holds a ``#``)::
 
-    [ts_ms, power_w, register_wh, hour_energy_wh, hour_samples, hour_power_max_w(, hour_export_wh)]
+    [ts_ms, power_w, register_wh, hour_energy_wh, hour_samples, hour_power_max_w,
+     (hour_export_wh, (hour_seq_gaps, hour_missing, hour_silent_ms))]
 
 (the newest reading's time on the device's time base, its power and import register, and the
 figures of the open hour that time falls in; energy rounded to the mWh, far below what a meter
-resolves; the open hour's export only once it is not zero). Each shard's
+resolves; the open hour's export and completeness only once they are not zero). Each shard's
 writes are conditional on its own marker (``v#<shard>``: the last batch it wrote), so a replay
 rewrites the same values and a zombie's older batch changes nothing; a child shard removes its
 ancestors' markers, so they never pile up.
@@ -57,8 +58,11 @@ def entry(live: Live) -> list[Any]:
         live.hour_samples,
         live.hour_power_max_w,
     ]
-    if round(live.hour_export_wh, 3):
+    gaps = [live.hour_seq_gaps, live.hour_missing, live.hour_silent_ms]
+    if round(live.hour_export_wh, 3) or any(gaps):
         values.append(round(live.hour_export_wh, 3))
+    if any(gaps):
+        values.extend(gaps)
     return values
 
 
@@ -72,6 +76,9 @@ def parse_entry(values: list[Any]) -> dict[str, Any]:
         "hour_samples": int(hour_samples),
         "hour_power_max_w": hour_power_max_w,
         "hour_export_wh": values[6] if len(values) > 6 else 0.0,
+        "hour_seq_gaps": int(values[7]) if len(values) > 9 else 0,
+        "hour_missing": int(values[8]) if len(values) > 9 else 0,
+        "hour_silent_ms": int(values[9]) if len(values) > 9 else 0,
     }
 
 

@@ -14,13 +14,13 @@ from typing import Any, Literal
 
 from batcher.buckets import day_key, hour_key
 from batcher.ledger import bucket_start_ms
-from sinks.dynamo import decode_item, with_retries
+from sinks.dynamo import batch_get, decode_item, with_retries
 from sinks.live import LIVE_BUCKET, attr_device, device_attr, group_of, live_key, parse_entry
 
 Every = Literal["1h", "1d"]
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
-_FIGURES = ("energy_wh", "samples", "power_max_w", "export_wh")
+_FIGURES = ("energy_wh", "samples", "power_max_w", "export_wh", "seq_gaps", "missing", "silent_ms")
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +35,10 @@ class Interval:
     """False while the interval can still change (the device's open hour or day)."""
     export_wh: float = 0.0
     """Energy on the export register (OBIS 2.8.0); ``energy_wh`` is the import register's."""
+    seq_gaps: int = 0
+    missing: int = 0
+    silent_ms: int = 0
+    """Completeness (``batcher.completeness``)."""
 
     @property
     def net_wh(self) -> float:
@@ -63,6 +67,9 @@ def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], di
                         "samples": live["hour_samples"],
                         "power_max_w": live["hour_power_max_w"],
                         "export_wh": live["hour_export_wh"],
+                        "seq_gaps": live["hour_seq_gaps"],
+                        "missing": live["hour_missing"],
+                        "silent_ms": live["hour_silent_ms"],
                         "closed": False,
                     }
         elif str(item.get("bucket", "")).startswith(("h#", "d#")):
@@ -81,7 +88,8 @@ def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], di
         total = open_days[day]
         total["energy_wh"] += float(figures["energy_wh"] or 0.0)
         total["samples"] += int(figures["samples"] or 0)
-        total["export_wh"] += float(figures.get("export_wh") or 0.0)
+        for name in ("export_wh", "seq_gaps", "missing", "silent_ms"):
+            total[name] = total.get(name, 0) + (figures.get(name) or 0)
         if figures["power_max_w"] is not None:
             total["power_max_w"] = max(figures["power_max_w"], total["power_max_w"] or figures["power_max_w"])
     out.update(open_days)
@@ -96,19 +104,9 @@ def read_intervals(
     items = _query(client, table, device_id, "h#", hour_key(first_hour), hour_key(end_ms + DAY_MS))
     if every == "1d":
         items += _query(client, table, device_id, "d#", day_key(first_hour), day_key(end_ms))
-    live = with_retries(
-        lambda: client.get_item(
-            TableName=table,
-            Key={k: {"S": v} for k, v in live_key(group_of(device_id, live_groups)).items()},
-            ConsistentRead=True,
-        ),
-        what="GetItem live",
-    )
-    if "Item" in live:
-        whole = decode_item(live["Item"])
-        name = device_attr(device_id)
-        if name in whole:
-            items.append({"device_id": whole["device_id"], "bucket": LIVE_BUCKET, name: whole[name]})
+    live = live_values(client, table, device_id, live_groups=live_groups)
+    if live is not None:
+        items.append(live)
     prefix = "h#" if every == "1h" else "d#"
     duration_s = 3600 if every == "1h" else 86400
     out = []
@@ -128,9 +126,43 @@ def read_intervals(
                 figures["power_max_w"],
                 bool(figures["closed"]),
                 float(figures.get("export_wh") or 0.0),
+                int(figures.get("seq_gaps") or 0),
+                int(figures.get("missing") or 0),
+                int(figures.get("silent_ms") or 0),
             )
         )
     return out
+
+
+def live_values(client: Any, table: str, device_id: str, *, live_groups: int) -> dict[str, Any] | None:
+    """The device's part of its live item (one GetItem), as a decoded item; None if it has none."""
+    response = with_retries(
+        lambda: client.get_item(
+            TableName=table,
+            Key={k: {"S": v} for k, v in live_key(group_of(device_id, live_groups)).items()},
+            ConsistentRead=True,
+        ),
+        what="GetItem live",
+    )
+    if "Item" not in response:
+        return None
+    whole = decode_item(response["Item"])
+    name = device_attr(device_id)
+    if name not in whole:
+        return None
+    return {"device_id": whole["device_id"], "bucket": LIVE_BUCKET, name: whole[name]}
+
+
+def live_devices(client: Any, table: str, *, live_groups: int) -> dict[str, dict[str, Any]]:
+    """Every device of the live view and its live values (``parse_entry``): one BatchGetItem per 100 groups."""
+    keys = [live_key(group) for group in range(live_groups)]
+    out: dict[str, dict[str, Any]] = {}
+    for item in batch_get(client, table, keys).values():
+        for name, values in item.items():
+            device_id = attr_device(name)
+            if device_id is not None:
+                out[device_id] = parse_entry(values)
+    return dict(sorted(out.items()))
 
 
 def _query(client: Any, table: str, device_id: str, prefix: str, low: str, high: str) -> list[dict[str, Any]]:

@@ -35,5 +35,15 @@ def test_closed_and_open_buckets_carry_export_and_the_open_day_sums_it() -> None
     assert figures[("box-1", "d#2026-11-18")]["energy_wh"] == pytest.approx(50.0)
 
 
+def test_an_open_hour_with_gaps_carries_them_and_older_entries_read_as_none() -> None:
+    base = live(0.0)
+    gappy = Live(*[getattr(base, f) for f in Live.__dataclass_fields__][:9], 3, 5, 120_000)
+    values = entry(gappy)
+    assert len(values) == 10 and values[6] == 0.0
+    parsed = parse_entry(values)
+    assert (parsed["hour_seq_gaps"], parsed["hour_missing"], parsed["hour_silent_ms"]) == (3, 5, 120_000)
+    assert parse_entry(entry(live(2.0)))["hour_missing"] == 0
+
+
 def test_net_is_import_minus_export() -> None:
     assert Interval("box-1", 0, 3600, 10.0, 4, export_wh=12.5).net_wh == -2.5
