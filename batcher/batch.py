@@ -30,8 +30,9 @@ from enum import Enum
 
 from batcher.buckets import BucketAggregate, day_key, hour_key, split_by_hour
 from batcher.completeness import MAX_GAPS, Gap, learn_cadence, spread, step
-from batcher.registers import DeviceState, FlagSink, Point, RegisterRules, RegisterState, RegisterTracker
+from batcher.registers import FlagSink, RegisterRules, RegisterTracker
 from batcher.seen import SeenSeqs
+from batcher.state import DeviceState, Point, RegisterState
 from readings.models import Reading
 
 
