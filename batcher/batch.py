@@ -130,20 +130,26 @@ def _take(state: DeviceState, r: Reading, flag: FlagSink) -> _Outcome:
 
 def _step(state: DeviceState, before: Point, newest: Point, rules: RegisterRules, on_step: StepSink) -> int:
     """Spread the step from the previous newest reading; the seq gaps it found."""
-    restarted = newest.seq < before.seq  # a new numbering: no seq gap across it
-    start_seq = newest.seq - 1 if restarted else before.seq
-    gap = step(start_seq, before.ts_ms, newest.seq, newest.ts_ms, state.cadence_ms, rules.silence_limit_ms)
-    on_step(gap, 1)
     spacing_ms = newest.ts_ms - before.ts_ms
-    if newest.seq == before.seq + 1 and spacing_ms > 0:
+    found = 0
+    if newest.seq != before.seq + 1 or spacing_ms > rules.silence_limit_ms:
+        # Not the next seq soon after the last one (the common case, which spreads nothing).
+        restarted = newest.seq < before.seq  # a new numbering: no seq gap across it
+        start_seq = newest.seq - 1 if restarted else before.seq
+        gap = step(start_seq, before.ts_ms, newest.seq, newest.ts_ms, state.cadence_ms, rules.silence_limit_ms)
+        on_step(gap, 1)
+        found = gap.seq_gaps
+    elif spacing_ms > 0:
+        # The cadence is learnt from consecutive seqs that are not a silence.
         state.cadence_ms = learn_cadence(state.cadence_ms, spacing_ms)
     oldest = newest.ts_ms - rules.late_window_ms
-    state.gaps = [g for g in state.gaps if g.end_ms >= oldest and state.seen.has_gap(g.start_seq, g.end_seq)]
+    if state.gaps:
+        state.gaps = [g for g in state.gaps if g.end_ms >= oldest and state.seen.has_gap(g.start_seq, g.end_seq)]
     if state.head is not None and state.head[1] < oldest:
         state.head = None
-    if gap.seq_gaps:
+    if found:
         state.gaps = [*state.gaps, gap][-MAX_GAPS:]
-    return gap.seq_gaps
+    return found
 
 
 def _fill(state: DeviceState, r: Reading, rules: RegisterRules, on_step: StepSink) -> tuple[int, int]:

@@ -17,7 +17,8 @@ a late reading that fills one of its seqs replaces it by the two steps it makes:
 are taken back and the halves' are added, exactly. A gap filled by a spool drain after an
 outage so ends with nothing missing, no silence and full completeness, not a permanent hole.
 
-The cadence is learnt from the device's consecutive seqs (a moving average of their spacing);
+The cadence is learnt from the device's consecutive seqs (a moving average of their spacing,
+silences left out);
 ``expected`` = received + missing, so completeness = received / expected.
 """
 
