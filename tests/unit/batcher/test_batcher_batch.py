@@ -27,6 +27,7 @@ class TestBucketFigures:
         day = result.aggregates[(DEV, "d#2026-11-27")]
         # Energy: 40 in 12:10..12:50; 15 over 12:50..13:05 (10 in hour 12, 5 in 13); 25 in 13.
         # Silence: the 40- and 25-minute steps pass the 15-minute limit; the 15-minute one does not.
+        # The cadence comes from that 15-minute step alone, so 25 silent minutes miss 1 reading.
         assert h12 == BucketAggregate(
             energy_wh=pytest.approx(50.0),
             samples=2,
@@ -46,6 +47,7 @@ class TestBucketFigures:
             first_ts_ms=at_ms("13:05"),
             last_ts_ms=at_ms("13:30"),
             silent_ms=25 * 60_000,
+            missing=1,
         )
         assert day == BucketAggregate(
             energy_wh=pytest.approx(80.0),
@@ -56,6 +58,7 @@ class TestBucketFigures:
             first_ts_ms=at_ms("12:10"),
             last_ts_ms=at_ms("13:30"),
             silent_ms=65 * 60_000,
+            missing=1,
         )
         assert set(result.aggregates) == {(DEV, "h#2026-11-27T12"), (DEV, "h#2026-11-27T13"), (DEV, "d#2026-11-27")}
 
