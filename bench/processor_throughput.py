@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import time
 
+import orjson
+
 from batcher import compute_batch
 from consumer.settings import Settings
 from devstack.loadgen import Fleet
@@ -56,6 +58,8 @@ def main() -> None:
     print(f"decode+validate   {n / decoded_s:>10,.0f} readings/s  ({len(payloads) / decoded_s:,.0f} records/s)")
     print(f"batch compute     {n / computed_s:>10,.0f} readings/s")
     print(f"processor total   {n / total_s:>10,.0f} readings/s  ({megabytes / total_s:.1f} MB/s)")
+    sizes = [len(orjson.dumps(state.to_dict())) for state in states.values()]
+    print(f"device state      {sum(sizes) / len(sizes):>10,.0f} bytes of snapshot JSON per device")
 
 
 if __name__ == "__main__":
