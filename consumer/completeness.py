@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import click
 
 from batcher.completeness import quality
-from consumer.query import parse_instant
+from consumer.query import parse_range
 from readings import to_rfc3339
 from sinks.read import Interval
 
@@ -118,12 +118,7 @@ def completeness(start: str, end: str, devices: tuple[str, ...], fmt: str) -> No
     from consumer.settings import Settings
     from sinks.read import live_devices, read_intervals
 
-    try:
-        start_ms, end_ms = parse_instant(start), parse_instant(end)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
-    if end_ms <= start_ms:
-        raise click.BadParameter("--to must be after --from")
+    start_ms, end_ms = parse_range(start, end)
     settings = Settings()
     client = settings.client("dynamodb")
     live = live_devices(client, settings.aggregates_table, live_groups=settings.live_groups)

@@ -27,6 +27,17 @@ def parse_instant(text: str) -> int:
     return int(value.timestamp() * 1000)
 
 
+def parse_range(start: str, end: str) -> tuple[int, int]:
+    """``--from`` and ``--to`` as epoch ms; a click error when either is unreadable or they are reversed."""
+    try:
+        start_ms, end_ms = parse_instant(start), parse_instant(end)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
+    if end_ms <= start_ms:
+        raise click.BadParameter("--to must be after --from")
+    return start_ms, end_ms
+
+
 @click.command()
 @click.argument("device_id")
 @click.option("--from", "start", required=True, help="First interval: a date (UTC midnight) or RFC 3339.")
@@ -44,12 +55,7 @@ def query(device_id: str, start: str, end: str, every: str, fmt: str) -> None:
     from consumer.settings import Settings
     from sinks.read import read_intervals
 
-    try:
-        start_ms, end_ms = parse_instant(start), parse_instant(end)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from exc
-    if end_ms <= start_ms:
-        raise click.BadParameter("--to must be after --from")
+    start_ms, end_ms = parse_range(start, end)
     settings = Settings()
     intervals = read_intervals(
         settings.client("dynamodb"),
