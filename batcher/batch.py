@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-from batcher.buckets import BucketAggregate, day_key, hour_key, split_by_hour
+from batcher.buckets import BucketAggregate, day_key, hour_key, overlaps_by_quarter, split_by_quarter
 from batcher.completeness import MAX_GAPS, Gap, learn_cadence, spread, step
 from batcher.registers import FlagSink, RegisterRules, RegisterTracker
 from batcher.seen import SeenSeqs
@@ -208,7 +208,7 @@ def compute_batch(
         def bucket(key: str, _device: str = device_id) -> BucketAggregate:
             agg = aggregates.get((_device, key))
             if agg is None:
-                agg = aggregates[(_device, key)] = BucketAggregate()
+                agg = aggregates[(_device, key)] = BucketAggregate.for_bucket(key)
             return agg
 
         def on_energy(energy_wh: float, start_ms: int, end_ms: int) -> None:
@@ -216,18 +216,22 @@ def compute_batch(
             on_moved(energy_wh, start_ms, end_ms)
 
         def on_moved(energy_wh: float, start_ms: int, end_ms: int) -> None:
-            for hour_ms, share_wh in split_by_hour(energy_wh, start_ms, end_ms):
-                bucket(hour_key(hour_ms)).energy_wh += share_wh
-                bucket(day_key(hour_ms)).energy_wh += share_wh
+            for quarter_ms, share_wh in split_by_quarter(energy_wh, start_ms, end_ms):
+                hour = bucket(hour_key(quarter_ms))
+                hour.energy_wh += share_wh
+                hour.quarter(quarter_ms).energy_wh += share_wh
+                bucket(day_key(quarter_ms)).energy_wh += share_wh
 
         def on_export(energy_wh: float, start_ms: int, end_ms: int) -> None:
             stats.export_wh += energy_wh
             on_export_moved(energy_wh, start_ms, end_ms)
 
         def on_export_moved(energy_wh: float, start_ms: int, end_ms: int) -> None:
-            for hour_ms, share_wh in split_by_hour(energy_wh, start_ms, end_ms):
-                bucket(hour_key(hour_ms)).export_wh += share_wh
-                bucket(day_key(hour_ms)).export_wh += share_wh
+            for quarter_ms, share_wh in split_by_quarter(energy_wh, start_ms, end_ms):
+                hour = bucket(hour_key(quarter_ms))
+                hour.export_wh += share_wh
+                hour.quarter(quarter_ms).export_wh += share_wh
+                bucket(day_key(quarter_ms)).export_wh += share_wh
 
         def on_flag(flag: str, ts_ms: int) -> None:
             stats.flags[flag] += 1
@@ -249,6 +253,9 @@ def compute_batch(
                     agg.seq_gaps += sign * seq_gaps
                     agg.missing += sign * missing
                     agg.silent_ms += sign * silent_ms
+            if gap.silent:
+                for quarter_ms, silent_ms in overlaps_by_quarter(gap.start_ms, gap.end_ms):
+                    bucket(hour_key(quarter_ms)).quarter(quarter_ms).silent_ms += sign * silent_ms
 
         meter = RegisterTracker(state.register, state.seen, rules, on_energy, on_flag, on_moved)
         exporter: RegisterTracker | None = None

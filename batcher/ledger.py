@@ -20,7 +20,7 @@ from functools import lru_cache
 from typing import Any
 
 from batcher.batch import BatchResult
-from batcher.buckets import BucketAggregate, hour_key
+from batcher.buckets import BucketAggregate, Quarter, hour_key
 
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
@@ -83,6 +83,8 @@ class Live:
     hour_seq_gaps: int = 0
     hour_missing: int = 0
     hour_silent_ms: int = 0
+    hour_quarters: tuple[Quarter, ...] = ()
+    """The open hour's quarters (empty for an hour kept before quarters were)."""
 
 
 @dataclass(slots=True)
@@ -114,7 +116,7 @@ def settle(result: BatchResult, prior: Mapping[str, Ledger]) -> Settlement:
         elif bucket in ledger.open:
             ledger.open[bucket] = ledger.open[bucket].merge(delta)
         else:
-            ledger.open[bucket] = delta.merge(BucketAggregate())
+            ledger.open[bucket] = delta.merge(BucketAggregate.for_bucket(bucket))
     for device_id, state in result.states.items():
         ledger = ledgers[device_id]
         ledger.stored += result.stored.get(device_id, 0)
@@ -152,5 +154,6 @@ def settle(result: BatchResult, prior: Mapping[str, Ledger]) -> Settlement:
             hour_seq_gaps=agg.seq_gaps,
             hour_missing=agg.missing,
             hour_silent_ms=agg.silent_ms,
+            hour_quarters=tuple(agg.quarters or ()),
         )
     return Settlement(ledgers, closed, corrections, live)

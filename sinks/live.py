@@ -11,11 +11,12 @@ attribute named after it (``device_attr``: a device named like a key attribute, 
 ``device_id``, is stored as ``d#<name>``; no thing name holds a ``#``)::
 
     [ts_ms, power_w, register_wh, hour_energy_wh, hour_samples, hour_power_max_w,
-     (hour_export_wh, (hour_seq_gaps, hour_missing, hour_silent_ms))]
+     (hour_export_wh, (hour_seq_gaps, hour_missing, hour_silent_ms, (hour_quarters)))]
 
 (the newest reading's time on the device's time base, its power and import register, and the
 figures of the open hour that time falls in; energy rounded to the mWh, far below what a meter
-resolves; the open hour's export and completeness only once they are not zero). Each shard's
+resolves; the open hour's export and completeness only once they are not zero, or when the
+quarters follow: the open hour's four quarters, each as ``batcher.buckets.Quarter.to_list``). Each shard's
 writes are conditional on its own marker (``v#<shard>``: the last batch it wrote), so a replay
 rewrites the same values and a zombie's older batch changes nothing; a child shard removes its
 ancestors' markers, so they never pile up.
@@ -27,6 +28,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from batcher.buckets import Quarter
 from batcher.ledger import Live
 from readings.errors import ConditionFailedError, FencedError
 from sinks.dynamo import encode_item, with_retries
@@ -59,10 +61,12 @@ def entry(live: Live) -> list[Any]:
         live.hour_power_max_w,
     ]
     gaps = [live.hour_seq_gaps, live.hour_missing, live.hour_silent_ms]
-    if round(live.hour_export_wh, 3) or any(gaps):
+    if round(live.hour_export_wh, 3) or any(gaps) or live.hour_quarters:
         values.append(round(live.hour_export_wh, 3))
-    if any(gaps):
+    if any(gaps) or live.hour_quarters:
         values.extend(gaps)
+    if live.hour_quarters:
+        values.append([q.to_list() for q in live.hour_quarters])
     return values
 
 
@@ -79,6 +83,7 @@ def parse_entry(values: list[Any]) -> dict[str, Any]:
         "hour_seq_gaps": int(values[7]) if len(values) > 9 else 0,
         "hour_missing": int(values[8]) if len(values) > 9 else 0,
         "hour_silent_ms": int(values[9]) if len(values) > 9 else 0,
+        "hour_quarters": [Quarter.from_list(list(q)) for q in values[10]] if len(values) > 10 else [],
     }
 
 
@@ -86,7 +91,9 @@ def _wire_list(values: list[Any]) -> dict[str, Any]:
     # DynamoDB's wire form of the entry, built directly: a hundred entries per update make the
     # generic serializer a visible share of a flush's CPU. Numbers as ``repr``, the shortest
     # text that reads back as the same float (as ``sinks.dynamo`` writes them).
-    return {"L": [{"NULL": True} if v is None else {"N": repr(v)} for v in values]}
+    return {
+        "L": [{"NULL": True} if v is None else _wire_list(v) if isinstance(v, list) else {"N": repr(v)} for v in values]
+    }
 
 
 def marker_attr(shard_id: str) -> str:

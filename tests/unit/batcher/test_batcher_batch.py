@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 
 from batcher import BucketAggregate, DeviceState, RegisterRules, compute_batch
+from batcher.buckets import Quarter
 
 DEV = "box-0001"
 
@@ -28,6 +29,22 @@ class TestBucketFigures:
         # Energy: 40 in 12:10..12:50; 15 over 12:50..13:05 (10 in hour 12, 5 in 13); 25 in 13.
         # Silence: the 40- and 25-minute steps pass the 15-minute limit; the 15-minute one does not.
         # The cadence comes from that 15-minute step alone, so 25 silent minutes miss 1 reading.
+        # Quarters of 12: 12:10-15 5 Wh, two whole quarters of 15, 12:45-50 5 plus 12:50-13:00 10;
+        # of 13: 13:00-05 5 plus 13:05-15 10, then 15, and the 13:30 reading opens the third.
+        minute = 60_000
+        assert h12.quarters == [
+            Quarter(pytest.approx(5.0), 1, 100.0, 0.0, 5 * minute),
+            Quarter(pytest.approx(15.0), 0, None, 0.0, 15 * minute),
+            Quarter(pytest.approx(15.0), 0, None, 0.0, 15 * minute),
+            Quarter(pytest.approx(15.0), 1, 300.0, 0.0, 5 * minute),
+        ]
+        assert h13.quarters == [
+            Quarter(pytest.approx(15.0), 1, None, 0.0, 10 * minute),
+            Quarter(pytest.approx(15.0), 0, None, 0.0, 15 * minute),
+            Quarter(0.0, 1, 200.0, 0.0, 0),
+            Quarter(),
+        ]
+        h12.quarters = h13.quarters = None
         assert h12 == BucketAggregate(
             energy_wh=pytest.approx(50.0),
             samples=2,
