@@ -52,7 +52,7 @@ def live_key(group: int) -> dict[str, str]:
 
 def entry(live: Live) -> list[Any]:
     """The packed values of one device (see the module docstring)."""
-    values = [
+    values: list[Any] = [
         live.ts_ms,
         live.power_w,
         round(live.register_wh, 3),

@@ -2,7 +2,9 @@
 
 Closed hours and days are items of their own; a device's open hour lives in the live view
 (``sinks.live``) and its open day is the sum of that day's hours. ``read_intervals`` puts them
-together, so a reader gets every interval with data whether it is closed or not.
+together, so a reader gets every UTC hour or day with data whether it is closed or not.
+``read_series`` gives every local-time interval of a range (15 minutes to a month, in any zone),
+summed from the quarters the hour items carry (``sinks.intervals``).
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from batcher.buckets import day_key, hour_key
+from batcher.buckets import QUARTER_MS, BucketAggregate, Quarter, day_key, hour_key
 from batcher.ledger import bucket_start_ms
 from sinks.dynamo import batch_get, decode_item, with_retries
+from sinks.intervals import slots, sum_quarters
 from sinks.live import LIVE_BUCKET, attr_device, device_attr, group_of, live_key, parse_entry
 
 Every = Literal["1h", "1d"]
 HOUR_MS = 3_600_000
 DAY_MS = 86_400_000
+LIVE_PARTITION_PREFIX = "live#"
+"""The live items' ``device_id`` starts so (``sinks.live.live_key``); no thing name holds a ``#``."""
 _FIGURES = ("energy_wh", "samples", "power_max_w", "export_wh", "seq_gaps", "missing", "silent_ms")
 
 
@@ -39,22 +44,34 @@ class Interval:
     missing: int = 0
     silent_ms: int = 0
     """Completeness (``batcher.completeness``)."""
+    local_start: str = ""
+    """The start in the interval's zone, RFC 3339 with its offset (``read_series`` only)."""
+    tz: str = "UTC"
+    quality: str = "A"
+    """``A`` actual, ``E`` estimated, ``N`` no data (``sinks.intervals``)."""
 
     @property
     def net_wh(self) -> float:
         """Import minus export."""
         return self.energy_wh - self.export_wh
 
+    @property
+    def power_mean_w(self) -> float:
+        """The mean import power over the interval: its energy over its length."""
+        return self.energy_wh * 3600 / self.duration_s if self.duration_s else 0.0
+
 
 def logical_buckets(items: Iterable[dict[str, Any]]) -> dict[tuple[str, str], dict[str, Any]]:
     """(device_id, bucket) -> figures, for every hour and day with data, closed or open.
 
     ``items`` are decoded items of the aggregates table: bucket items and live items (a scan,
-    or a device's bucket items plus its live item).
+    or a device's bucket items plus its live item). Any other item is left out: a device
+    registry entry (``sinks.registry``) has a device id as its bucket, and the one of a device
+    named ``live`` has the live items' bucket, so a live item is told by its partition too.
     """
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for item in items:
-        if item.get("bucket") == LIVE_BUCKET:
+        if item.get("bucket") == LIVE_BUCKET and str(item.get("device_id", "")).startswith(LIVE_PARTITION_PREFIX):
             for name, values in item.items():
                 device_id = attr_device(name)
                 if device_id is None:
@@ -132,6 +149,86 @@ def read_intervals(
             )
         )
     return out
+
+
+def read_series(
+    client: Any, table: str, device_id: str, start_ms: int, end_ms: int, every: str, tz: str, *, live_groups: int
+) -> list[Interval]:
+    """Every local interval of ``every`` in ``tz`` overlapping [start_ms, end_ms), in time order.
+
+    Intervals without data are included (quality ``N``, no energy), so a chart shows a gap as a
+    gap and an export has every interval. One Query over the range's hour items and one GetItem
+    of the device's live entry (its open hour).
+    """
+    wanted = slots(start_ms, end_ms, every, tz)
+    if not wanted:
+        return []
+    quarters, newest_ms = read_quarters(
+        client, table, device_id, wanted[0].start_ms, wanted[-1].end_ms, live_groups=live_groups
+    )
+    open_hour = None if newest_ms is None else newest_ms - newest_ms % HOUR_MS
+    out = []
+    for slot in wanted:
+        figures = sum_quarters(quarters, slot, data_until_ms=newest_ms)
+        out.append(
+            Interval(
+                device_id,
+                slot.start_ms,
+                (slot.end_ms - slot.start_ms) // 1000,
+                figures.energy_wh,
+                figures.samples,
+                figures.power_max_w,
+                closed=open_hour is None or slot.end_ms <= open_hour,
+                export_wh=figures.export_wh,
+                silent_ms=figures.silent_ms,
+                local_start=slot.local_start,
+                tz=tz,
+                quality=figures.quality,
+            )
+        )
+    return out
+
+
+def read_quarters(
+    client: Any, table: str, device_id: str, start_ms: int, end_ms: int, *, live_groups: int
+) -> tuple[dict[int, Quarter], int | None]:
+    """The device's quarters in [start_ms, end_ms) by start, and its newest reading's time (None
+    when the live view does not hold it).
+
+    An hour stored before quarters were kept is spread evenly over its four quarters, which are
+    then estimates (their silence is the whole quarter, so their quality is ``E``).
+    """
+    first_hour = start_ms - start_ms % HOUR_MS
+    items = _query(client, table, device_id, "h#", hour_key(first_hour), hour_key(max(first_hour, end_ms - 1)))
+    hours: dict[int, BucketAggregate] = {
+        bucket_start_ms(item["bucket"]): BucketAggregate.from_dict(item) for item in items
+    }
+    newest_ms: int | None = None
+    live = live_values(client, table, device_id, live_groups=live_groups)
+    if live is not None:
+        values = parse_entry(live[device_attr(device_id)])
+        newest_ms = values["ts_ms"]
+        hour_ms = newest_ms - newest_ms % HOUR_MS
+        if hour_ms not in hours and first_hour <= hour_ms < end_ms and values["hour_samples"]:
+            hours[hour_ms] = BucketAggregate(
+                energy_wh=values["hour_energy_wh"],
+                samples=values["hour_samples"],
+                power_max_w=values["hour_power_max_w"],
+                export_wh=values["hour_export_wh"],
+                quarters=values["hour_quarters"] or None,
+            )
+    out: dict[int, Quarter] = {}
+    for hour_ms, agg in hours.items():
+        for index, q in enumerate(agg.quarters or _spread(agg)):
+            start = hour_ms + index * QUARTER_MS
+            if start_ms <= start < end_ms:
+                out[start] = q
+    return out, newest_ms
+
+
+def _spread(agg: BucketAggregate) -> list[Quarter]:
+    samples = [agg.samples // 4 + (1 if i < agg.samples % 4 else 0) for i in range(4)]
+    return [Quarter(agg.energy_wh / 4, n, agg.power_max_w, agg.export_wh / 4, QUARTER_MS) for n in samples]
 
 
 def live_values(client: Any, table: str, device_id: str, *, live_groups: int) -> dict[str, Any] | None:

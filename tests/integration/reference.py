@@ -11,6 +11,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -50,6 +51,39 @@ def expected_aggregates(payloads: Iterable[bytes]) -> dict[tuple[str, str], dict
                 out[(device_id, f"h#{hour:%Y-%m-%dT%H}")]["energy_wh"] += share
                 out[(device_id, f"d#{hour:%Y-%m-%d}")]["energy_wh"] += share
                 hour = nxt
+    return dict(out)
+
+
+def expected_local(payloads: Iterable[bytes], tz: str, minutes: int | None) -> dict[tuple[str, str], dict[str, float]]:
+    """(device_id, local start) -> {"energy_wh", "samples"} per local interval of ``minutes``
+    (15, 30, 60), or per local day when None; the start as RFC 3339 with the zone's offset.
+
+    Worked out second by second on the wall clock, independently of the quarters the store keeps.
+    """
+    where = ZoneInfo(tz)
+
+    def key(t: datetime) -> str:
+        local = t.astimezone(where)
+        if minutes is None:
+            return local.replace(hour=0, minute=0, second=0, microsecond=0).isoformat()
+        return local.replace(minute=local.minute - local.minute % minutes, second=0, microsecond=0).isoformat()
+
+    readings: dict[str, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for payload in payloads:
+        doc = orjson.loads(payload)
+        for r in doc["readings"]:
+            readings[doc["device_id"]].setdefault(r["seq"], r)
+    out: dict[tuple[str, str], dict[str, float]] = defaultdict(lambda: {"energy_wh": 0.0, "samples": 0})
+    for device_id, by_seq in readings.items():
+        ordered = [by_seq[s] for s in sorted(by_seq)]
+        for r in ordered:
+            out[(device_id, key(_ts(r["ts"])))]["samples"] += 1
+        for a, b in zip(ordered, ordered[1:], strict=False):
+            start, end = _ts(a["ts"]), _ts(b["ts"])
+            seconds = int((end - start).total_seconds())
+            rise = b["energy_wh"] - a["energy_wh"]
+            for k in range(seconds):
+                out[(device_id, key(start + timedelta(seconds=k)))]["energy_wh"] += rise / seconds
     return dict(out)
 
 

@@ -19,14 +19,15 @@ from batcher import BucketAggregate, compute_batch
 from batcher.ledger import Settlement, settle
 from consumer.processor import ShardProcessor, build
 from consumer.protocol import ShardMemory
+from consumer.query import COLUMNS
 from consumer.settings import Settings
 from devstack.loadgen import Fleet
-from readings import decode_record
+from readings import decode_record, to_rfc3339
 from readings.errors import FencedError
 from sinks.aggregates import AggregateStore, Writer
 from sinks.live import LiveView
 from sinks.position import position_marker
-from tests.integration.reference import assert_same_aggregates, expected_aggregates, stored_aggregates
+from tests.integration.reference import assert_same_aggregates, expected_aggregates, expected_local, stored_aggregates
 
 pytestmark = pytest.mark.integration
 
@@ -223,7 +224,8 @@ def test_a_replay_that_cannot_start_where_the_batch_began_batches_by_policy(pipe
 
 
 def test_query_prints_every_interval_closed_or_open(pipeline, settings: Settings) -> None:
-    """`wattstream query` reads through the read function: closed hours and the open one alike."""
+    """`wattstream query` reads through the read function: closed hours and the open one alike,
+    in local intervals of any zone, equal to an independent computation from the readings."""
     from click.testing import CliRunner
 
     from consumer.cli import main
@@ -231,26 +233,30 @@ def test_query_prints_every_interval_closed_or_open(pipeline, settings: Settings
     records, payloads = make_records(rounds=4, per_message=40)
     feed(start(settings), records, Checkpointer())
     device = orjson.loads(payloads[0])["device_id"]
-    expected = {bucket: figures for (d, bucket), figures in expected_aggregates(payloads).items() if d == device}
-    for every, prefix in (("1h", "h#"), ("1d", "d#")):
+    day = to_rfc3339(RECEIVED_MS - 86_400_000)[:10]
+    cases = [("1h", "UTC", 60), ("1d", "UTC", None), ("15m", "Asia/Kathmandu", 15), ("30m", "Australia/Adelaide", 30)]
+    for every, tz, minutes in cases:
+        want = {k: f for (d, k), f in expected_local(payloads, tz, minutes).items() if d == device}
         result = CliRunner().invoke(
-            main, ["query", device, "--from", "2026-11-01", "--to", "2026-12-01", "--every", every]
+            main, ["query", device, "--from", day, "--to", "2026-12-01", "--every", every, "--tz", tz]
         )
-        assert result.exit_code == 0, result.output
-        header, *rows = result.output.splitlines()
-        assert header == "device_id,start,duration_s,energy_wh,samples,export_wh,net_wh"
+        assert result.exit_code == 0, result.output + result.stderr
+        header, *lines = result.stdout.splitlines()
+        assert header == ",".join(COLUMNS)
         got = {}
-        for row in rows:
-            device_id, start_text, duration_s, energy_wh, samples, export_wh, net_wh = row.split(",")
-            assert device_id == device and int(duration_s) == (3600 if every == "1h" else 86400)
-            assert float(export_wh) == 0.0 and float(net_wh) == float(energy_wh)  # an import-only meter
-            key = prefix + (start_text[:13] if every == "1h" else start_text[:10])
-            got[key] = (float(energy_wh), int(samples))
-        want = {b: f for b, f in expected.items() if b.startswith(prefix)}
-        assert set(got) == set(want)
-        for bucket, figures in want.items():
-            assert got[bucket][1] == figures["samples"], bucket
-            assert abs(got[bucket][0] - figures["energy_wh"]) < 1e-3, bucket
+        for line in lines:
+            row = dict(zip(COLUMNS, line.split(","), strict=True))
+            assert row["device_id"] == device and row["tz"] == tz and row["register"] == "1.8.0"
+            if row["quality"] != "N":
+                got[row["local_start"]] = (float(row["energy_wh"]), int(row["samples"]))
+            else:
+                assert float(row["energy_wh"]) == 0.0 and row["local_start"] not in want
+        assert set(got) == set(want), (every, tz)
+        for start_text, figures in want.items():
+            assert got[start_text][1] == figures["samples"], start_text
+            assert abs(got[start_text][0] - figures["energy_wh"]) < 1e-3, start_text
+        total_wh = float(result.stderr.split("(")[1].split(" Wh")[0])
+        assert abs(total_wh - sum(f["energy_wh"] for f in want.values())) < 1e-2
 
 
 def test_a_child_shard_takes_its_devices_state_from_the_parent(pipeline, settings: Settings) -> None:
