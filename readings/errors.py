@@ -9,6 +9,7 @@ sink. Exceptions are for failures of the pipeline itself:
      +-- SinkError                   a store refused or kept failing (sinks/)
      |    +-- ConditionFailedError   a conditional write found the item other than expected
      |    +-- FencedError            another worker owns the shard now: stop as if the lease were lost
+     +-- RegistryError               a device registry entry refused: a hostile value, a device not registered
      +-- DeviceError                 the box's meter, spool or broker (device/)
      |    +-- MeterError             the meter could not be read (device/meters.py)
      +-- KinesisError                the bridge's PutRecords kept failing (bridge/kinesis.py)
@@ -80,6 +81,11 @@ class ConditionFailedError(SinkError):
 
 class FencedError(SinkError):
     """Another worker claimed the shard: this one must stop writing and not checkpoint."""
+
+
+class RegistryError(WattstreamError):
+    """A device registry entry that cannot be (``sinks.registry``): a value out of its rules, a
+    device registered twice, or a change to a device that is not registered."""
 
 
 class DeviceError(WattstreamError):

@@ -73,6 +73,13 @@ def _value_problems(where: str, value: Mapping[str, Any], depth: int) -> Iterato
     elif kind == "L":
         for i, element in enumerate(inner):
             yield from _value_problems(f"{where}[{i}]", element, depth + 1)
+    elif kind == "SS":
+        if not isinstance(inner, list) or not inner:
+            yield f"{where}: a string set must hold at least one string"
+        elif any(not isinstance(s, str) or _utf8_len(s) is None for s in inner):
+            yield f"{where}: a set member is not valid UTF-8"
+        elif len(set(inner)) != len(inner):
+            yield f"{where}: a string set holds duplicates"
     elif kind not in ("BOOL", "NULL", "B"):
         yield f"{where}: type {kind} not used by wattstream"
 
@@ -113,6 +120,8 @@ def value_size_bytes(value: Mapping[str, Any]) -> int:
         return len(inner)
     if kind in ("BOOL", "NULL"):
         return 1
+    if kind == "SS":
+        return sum(len(member.encode("utf-8")) for member in inner)
     if kind == "M":
         return 3 + sum(len(k.encode("utf-8")) + value_size_bytes(v) + 1 for k, v in inner.items())
     if kind == "L":

@@ -507,3 +507,8 @@ def crash_at(target: T, method: str, *, call: int = 1, after: bool = False) -> T
 def on_call(target: T, method: str, action: Callable[[], None], *, call: int = 1, after: bool = False) -> T:
     """``target`` whose ``method`` runs ``action`` at its ``call``-th call (a pause, a takeover)."""
     return cast(T, CallHook(target, method, call=call, after=after, action=action))
+
+
+# The registry's fake lives in its own module (it builds on MemoryTable above); imported last so
+# that module finds this one complete. The alias marks the re-export.
+from sinks.memory_registry import MemoryRegistry as MemoryRegistry  # noqa: E402 - needs MemoryTable, defined above

@@ -1,10 +1,11 @@
 """The stores a shard's processor commits a batch to, as ports: what each one promises.
 
 ``consumer.protocol.commit`` calls them in its order (manifest, archive, aggregates, live view,
-snapshot, checkpoint) and relies on exactly what is stated here, nothing more. Two backends
-keep these promises: the AWS one (``sinks.manifest``, ``sinks.archive``, ``sinks.snapshot``,
-``sinks.aggregates``, ``sinks.live``) and the in-memory one (``sinks.memory``); the suites in
-``tests/contract`` hold both to them.
+snapshot, checkpoint) and relies on exactly what is stated here, nothing more; the device
+registry is read and written beside them, by commands and by whatever needs a device's time zone
+or thresholds. Two backends keep these promises: the AWS one (``sinks.manifest``,
+``sinks.archive``, ``sinks.snapshot``, ``sinks.aggregates``, ``sinks.live``, ``sinks.registry``)
+and the in-memory one (``sinks.memory``); the suites in ``tests/contract`` hold both to them.
 
 ``ManifestPort`` (the consumer-state table, one item per shard)
     ``read`` returns the shard's item as last written (a consistent read), None for a shard
@@ -68,10 +69,24 @@ keep these promises: the AWS one (``sinks.manifest``, ``sinks.archive``, ``sinks
     ``s`` when ``seen`` has none; else the same ``w`` and ``s``. An item is put whole, or
     deleted when the change's item is None. A refused change leaves the item as it is and is
     listed in ``ReplaceResult.refused``, never raised; the others are applied.
+
+``RegistryPort`` (one entry per device, ``sinks.registry``: the AWS one is ``RegistryStore``)
+    Reads are consistent: an entry put is read back at once, by ``get``, ``get_many`` and
+    ``list``. ``get`` returns None for a device not registered; ``get_many`` leaves such devices
+    out and takes an id twice as once. ``put`` stores the entry whole (the last put wins); with
+    ``overwrite=False`` it raises ``RegistryError`` for a registered device and changes nothing.
+    ``update`` changes the given fields of a registered device in one atomic step (None unsets a
+    field, empty tags remove them; ``tz`` cannot be unset) and returns the entry after it; for a
+    device not registered it raises ``RegistryError`` and creates nothing; a value out of the
+    rules raises ``RegistryError`` before anything is written. ``list`` returns the entries at
+    ``site`` and carrying ``tag`` (each when given) in ascending device id order. ``remove`` says
+    whether there was an entry. An id that is not a thing name raises ``RegistryError``
+    everywhere.
 """
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -80,8 +95,9 @@ from batcher.ledger import Live
 from sinks.aggregates import Writer, WriteResult
 from sinks.manifest import Manifest
 from sinks.ranges import Change, ReplaceResult
+from sinks.registry import DeviceInfo
 
-__all__ = ["AggregatePort", "ArchivePort", "LivePort", "ManifestPort", "RangePort", "SnapshotPort"]
+__all__ = ["AggregatePort", "ArchivePort", "LivePort", "ManifestPort", "RangePort", "RegistryPort", "SnapshotPort"]
 
 
 @runtime_checkable
@@ -152,3 +168,24 @@ class RangePort(Protocol):
 
     def replace(self, changes: Sequence[Change]) -> ReplaceResult:
         """Put or delete each item on its condition; refused ones are listed."""
+
+
+@runtime_checkable
+class RegistryPort(Protocol):
+    def get(self, device_id: str) -> DeviceInfo | None:
+        """The device's entry; None when it is not registered."""
+
+    def get_many(self, device_ids: Iterable[str]) -> dict[str, DeviceInfo]:
+        """The entries of those devices that are registered, by id."""
+
+    def put(self, info: DeviceInfo, *, overwrite: bool = True) -> None:
+        """Store the entry whole; with ``overwrite=False``, ``RegistryError`` if the device is registered."""
+
+    def update(self, device_id: str, /, **changes: Any) -> DeviceInfo:
+        """Change some fields of a registered device (None unsets one); the entry after it."""
+
+    def remove(self, device_id: str) -> bool:
+        """Delete the device's entry; whether there was one."""
+
+    def list(self, site: str | None = None, tag: str | None = None) -> builtins.list[DeviceInfo]:
+        """The entries at ``site`` and with ``tag`` (each when given), by device id."""

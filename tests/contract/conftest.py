@@ -28,11 +28,13 @@ from sinks.memory import (
     MemoryBucketRanges,
     MemoryLiveView,
     MemoryManifests,
+    MemoryRegistry,
     MemorySnapshots,
     MemoryTable,
 )
 from sinks.ranges import BucketRanges
 from sinks.read import scan_items
+from sinks.registry import RegistryStore
 from sinks.snapshot import SnapshotStore
 
 BACKENDS = ["memory", "aws"]
@@ -43,6 +45,8 @@ REGION = "us-east-1"
 class Moto:
     dynamodb: Any
     s3: Any
+    url: str
+    """The server's endpoint, for what builds its own clients (the command line)."""
 
     def table(self, keys: list[tuple[str, str]]) -> str:
         name = f"t-{uuid.uuid4().hex[:12]}"
@@ -59,7 +63,7 @@ class Moto:
 def moto() -> Iterator[Moto]:
     with moto_server() as url:
         kwargs = dict(endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
-        yield Moto(boto3.client("dynamodb", **kwargs), boto3.client("s3", **kwargs))
+        yield Moto(boto3.client("dynamodb", **kwargs), boto3.client("s3", **kwargs), url)
 
 
 @dataclass
@@ -154,3 +158,8 @@ def live_view(request: pytest.FixtureRequest) -> Iterator[Subject]:
 @pytest.fixture(params=BACKENDS)
 def ranges(request: pytest.FixtureRequest) -> Iterator[Subject]:
     yield from _table_subject(request, MemoryBucketRanges, lambda client, name: BucketRanges(client, name, workers=4))
+
+
+@pytest.fixture(params=BACKENDS)
+def registry(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    yield from _table_subject(request, MemoryRegistry, RegistryStore)

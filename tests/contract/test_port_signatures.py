@@ -12,6 +12,7 @@ from sinks.archive import Archive
 from sinks.live import LiveView
 from sinks.manifest import ManifestStore
 from sinks.ranges import BucketRanges
+from sinks.registry import RegistryStore
 from sinks.snapshot import SnapshotStore
 
 IMPLEMENTATIONS = {
@@ -21,6 +22,7 @@ IMPLEMENTATIONS = {
     ports.AggregatePort: (AggregateStore, memory.MemoryAggregates),
     ports.LivePort: (LiveView, memory.MemoryLiveView),
     ports.RangePort: (BucketRanges, memory.MemoryBucketRanges),
+    ports.RegistryPort: (RegistryStore, memory.MemoryRegistry),
 }
 CASES = [(port, cls) for port, classes in IMPLEMENTATIONS.items() for cls in classes]
 
