@@ -11,12 +11,19 @@ attribute named after it (``device_attr``: a device named like a key attribute, 
 ``device_id``, is stored as ``d#<name>``; no thing name holds a ``#``)::
 
     [ts_ms, power_w, register_wh, hour_energy_wh, hour_samples, hour_power_max_w,
-     (hour_export_wh, (hour_seq_gaps, hour_missing, hour_silent_ms, (hour_quarters)))]
+     (hour_export_wh, (hour_seq_gaps, hour_missing, hour_silent_ms)), ([closed quarters], ([export shares]))]
 
 (the newest reading's time on the device's time base, its power and import register, and the
 figures of the open hour that time falls in; energy rounded to the mWh, far below what a meter
-resolves; the open hour's export and completeness only once they are not zero, or when the
-quarters follow: the open hour's four quarters, each as ``batcher.buckets.Quarter.to_list``). Each shard's
+resolves; the open hour's export and completeness only once they are not zero). The open
+hour's quarters before the current one follow as one list, a number each: its share of the
+hour's energy in thousandths times 10,000 plus its samples (``None``: no data); with export, a
+second list of export shares. The current quarter is the rest of the hour, so the quarters
+always add up to the hour exactly. Nothing is added while the hour is in its first quarter,
+which keeps the entry, written every flush, small: a hundred devices' entries share one item
+billed per started KB. The quarters are exact once the hour is closed (its item holds them in
+full); the open hour's are rounded to a thousandth of the hour, and its peak power belongs to
+the current quarter. Each shard's
 writes are conditional on its own marker (``v#<shard>``: the last batch it wrote), so a replay
 rewrites the same values and a zombie's older batch changes nothing; a child shard removes its
 ancestors' markers, so they never pile up.
@@ -28,7 +35,7 @@ import hashlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from batcher.buckets import Quarter
+from batcher.buckets import HOUR_MS, QUARTER_MS, Quarter
 from batcher.ledger import Live
 from readings.errors import ConditionFailedError, FencedError
 from sinks.dynamo import encode_item, with_retries
@@ -50,6 +57,11 @@ def live_key(group: int) -> dict[str, str]:
     return {"device_id": f"live#{group:05d}", "bucket": LIVE_BUCKET}
 
 
+SHARE_STEPS = 1000
+"""A closed quarter of the open hour is kept as its share of the hour, in thousandths."""
+_SAMPLES_BASE = 10_000
+
+
 def entry(live: Live) -> list[Any]:
     """The packed values of one device (see the module docstring)."""
     values: list[Any] = [
@@ -61,30 +73,76 @@ def entry(live: Live) -> list[Any]:
         live.hour_power_max_w,
     ]
     gaps = [live.hour_seq_gaps, live.hour_missing, live.hour_silent_ms]
-    if round(live.hour_export_wh, 3) or any(gaps) or live.hour_quarters:
+    if round(live.hour_export_wh, 3) or any(gaps):
         values.append(round(live.hour_export_wh, 3))
-    if any(gaps) or live.hour_quarters:
+    if any(gaps):
         values.extend(gaps)
-    if live.hour_quarters:
-        values.append([q.to_list() for q in live.hour_quarters])
+    current = live.ts_ms % HOUR_MS // QUARTER_MS
+    if live.hour_quarters and current:
+        done = live.hour_quarters[:current]
+        values.append([_packed(q, live.hour_energy_wh) for q in done])
+        if round(live.hour_export_wh, 3):
+            values.append([_share(q.export_wh, live.hour_export_wh) for q in done])
     return values
 
 
+def _share(part: float, whole: float) -> int:
+    return round(SHARE_STEPS * part / whole) if whole > 0 else 0
+
+
+def _packed(q: Quarter, hour_wh: float) -> int | None:
+    # One number per quarter: its share of the hour's energy and its samples (None: no data).
+    if not q.samples and not q.energy_wh:
+        return None
+    return _share(q.energy_wh, hour_wh) * _SAMPLES_BASE + min(q.samples, _SAMPLES_BASE - 1)
+
+
 def parse_entry(values: list[Any]) -> dict[str, Any]:
-    ts_ms, power_w, register_wh, hour_wh, hour_samples, hour_power_max_w = values[:6]
-    return {
+    numbers = [v for v in values if not isinstance(v, list)]
+    shares = [v for v in values if isinstance(v, list)]
+    ts_ms, power_w, register_wh, hour_wh, hour_samples, hour_power_max_w = numbers[:6]
+    out = {
         "ts_ms": int(ts_ms),
         "power_w": power_w,
         "register_wh": register_wh,
         "hour_energy_wh": hour_wh,
         "hour_samples": int(hour_samples),
         "hour_power_max_w": hour_power_max_w,
-        "hour_export_wh": values[6] if len(values) > 6 else 0.0,
-        "hour_seq_gaps": int(values[7]) if len(values) > 9 else 0,
-        "hour_missing": int(values[8]) if len(values) > 9 else 0,
-        "hour_silent_ms": int(values[9]) if len(values) > 9 else 0,
-        "hour_quarters": [Quarter.from_list(list(q)) for q in values[10]] if len(values) > 10 else [],
+        "hour_export_wh": numbers[6] if len(numbers) > 6 else 0.0,
+        "hour_seq_gaps": int(numbers[7]) if len(numbers) > 9 else 0,
+        "hour_missing": int(numbers[8]) if len(numbers) > 9 else 0,
+        "hour_silent_ms": int(numbers[9]) if len(numbers) > 9 else 0,
     }
+    out["hour_quarters"] = _quarters(out, shares)
+    return out
+
+
+def _quarters(values: dict[str, Any], shares: list[list[Any]]) -> list[Quarter]:
+    """The open hour's four quarters: the closed ones from their shares, the current one the rest."""
+    current = values["ts_ms"] % HOUR_MS // QUARTER_MS
+    hour_wh, export_wh = float(values["hour_energy_wh"]), float(values["hour_export_wh"])
+    packed = shares[0] if shares else [None] * current
+    exported = shares[1] if len(shares) > 1 else [0] * len(packed)
+    silent = QUARTER_MS if values["hour_silent_ms"] else 0
+    quarters = []
+    for value, export_share in zip(packed, exported, strict=False):
+        if value is None:
+            quarters.append(Quarter())
+            continue
+        share, samples = divmod(int(value), _SAMPLES_BASE)
+        quarters.append(
+            Quarter(hour_wh * share / SHARE_STEPS, samples, None, export_wh * int(export_share) / SHARE_STEPS, silent)
+        )
+    quarters.append(
+        Quarter(
+            hour_wh - sum(q.energy_wh for q in quarters),
+            max(0, values["hour_samples"] - sum(q.samples for q in quarters)),
+            values["hour_power_max_w"],
+            export_wh - sum(q.export_wh for q in quarters),
+            silent,
+        )
+    )
+    return quarters + [Quarter() for _ in range(4 - len(quarters))]
 
 
 def _wire_list(values: list[Any]) -> dict[str, Any]:
