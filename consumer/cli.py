@@ -60,6 +60,7 @@ for _module, _attr in (
     ("devstack.commands", "produce"),
     ("devstack.commands", "report"),
     ("consumer.query", "query"),
+    ("consumer.devices", "devices"),
     ("consumer.completeness", "completeness"),
     ("consumer.rebuild_command", "rebuild"),
     ("devstack.commands", "demo"),
