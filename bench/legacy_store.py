@@ -171,6 +171,6 @@ class AggregateStore:
                 ts=to_rfc3339(newest.ts_ms),
                 energy_register_wh=newest.energy_wh,
                 power_w=state.newest_power_w,
-                suspect=state.suspect is not None,
+                suspect=state.register.suspect is not None,
             )
         return item
