@@ -5,11 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := mosquitto mosquitto-clients prometheus docker-compose
+APT_PACKAGES := mosquitto mosquitto-clients prometheus docker-compose chromium
 
 .PHONY: install demo test test-unit lint fuzz bench soak clean apt check-deploy
 
-install: $(STAMP) node_modules/.bin/kinesis-local apt
+install: $(STAMP) node_modules/.bin/kinesis-local api/static/vendor/uPlot.iife.min.js apt
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,13 @@ node_modules/.bin/kinesis-local: package.json
 	npm ci --no-audit --no-fund --silent || npm install --no-audit --no-fund --silent
 	touch $@
 
-# Debian packages of the real servers the tests start (Mosquitto, Prometheus); root installs
+# The fleet page's chart library (uPlot), copied from npm into the files the api package ships;
+# built here, never committed (api/static/vendor/ is ignored).
+api/static/vendor/uPlot.iife.min.js: node_modules/.bin/kinesis-local
+	npm run build --silent
+
+# Debian packages of the real servers the tests start (Mosquitto, Prometheus) and of the
+# browser the page test drives (Chromium); root installs
 # them, anyone else is told what is missing.
 apt:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \

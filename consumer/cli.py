@@ -65,6 +65,7 @@ for _module, _attr in (
     ("consumer.rebuild_command", "rebuild"),
     ("devstack.commands", "demo"),
     ("consumer.cost_command", "cost"),
+    ("api.cli", "serve"),
     ("bridge.cli", "bridge"),
     ("device.cli", "device"),
     ("device.cli", "certs"),

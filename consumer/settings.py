@@ -13,7 +13,7 @@ import socket
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from batcher import BatchPolicy, RegisterRules
@@ -95,6 +95,19 @@ class Settings(BaseSettings):
         description="Items the real-time view packs the devices into: about one per 100 boxes keeps each "
         "item near 4 KB. Readers and the consumer must agree on it.",
     )
+
+    # `wattstream serve`: the read-only API and the fleet page.
+    api_token: SecretStr = Field(
+        SecretStr(""),
+        description="Bearer token every API request must carry (Authorization: Bearer <token>); empty: open.",
+    )
+    api_cors_origins: str = Field(
+        "", description="Comma-separated origins a browser may call the API from (CORS); empty: none but its own."
+    )
+
+    @property
+    def api_cors_origin_list(self) -> list[str]:
+        return [origin.strip() for origin in self.api_cors_origins.split(",") if origin.strip()]
 
     @cached_property
     def batch_policy(self) -> BatchPolicy:
