@@ -115,7 +115,7 @@ function chart(id, title, series, unit, scale) {
     height: 220,
     tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), tz),
     legend: { show: true },
-    scales: { x: { time: true } },
+    scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.1 : 1] } },
     series: [
       { value: (u, v, si, idx) => (idx === null ? "" : series.intervals[idx].local_start) },
       { label: unit, fill: "rgba(47,111,222,0.55)", stroke: "#2f6fde", width: 0,
