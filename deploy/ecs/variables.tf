@@ -657,7 +657,18 @@ variable "enable_quicksight" {
 }
 
 variable "quicksight_principal_arn" {
-  description = "QuickSight user or group ARN granted use of the data source (when enable_quicksight)."
+  description = "QuickSight user or group ARN granted use of the data source and the readings dataset (when enable_quicksight)."
   type        = string
   default     = null
+}
+
+variable "quicksight_dataset_days" {
+  description = "Days of raw readings the QuickSight readings dataset covers (when enable_quicksight): each visual's Athena query scans that many days of the archive."
+  type        = number
+  default     = 35
+
+  validation {
+    condition     = var.quicksight_dataset_days >= 1 && var.quicksight_dataset_days <= 3660 && floor(var.quicksight_dataset_days) == var.quicksight_dataset_days
+    error_message = "quicksight_dataset_days must be a whole number of days from 1 to 3660."
+  }
 }
