@@ -1,4 +1,4 @@
-# wattstream: `make demo` runs the pipeline on local defaults, `make test` runs every test.
+# wattstream: `make demo` runs the pipeline on local defaults (then serves the fleet page), `make test` runs every test.
 # Both install what they need first (venv, Python packages, KCL jars, npm and apt packages).
 
 PYTHON ?= python3
@@ -37,8 +37,9 @@ apt:
 	  else echo "please install:$$missing (sudo apt-get install$$missing)"; exit 1; fi; \
 	fi
 
+# Ends with the fleet page's URL; the page and the emulators stay up until Ctrl-C.
 demo: install
-	$(VENV)/bin/wattstream demo
+	$(VENV)/bin/wattstream demo --serve
 
 test: install check-deploy
 	$(PY) -m pytest

@@ -133,7 +133,13 @@ def report(devices: tuple[str, ...], metrics_url: str | None) -> None:
 @click.option("--devices", default=50, show_default=True)
 @click.option("--duration-s", default=120.0, show_default=True)
 @click.option("--max-age-s", default=15.0, show_default=True, help="Batch age limit for the demo's consumer.")
-def demo(devices: int, duration_s: float, max_age_s: float) -> None:
+@click.option(
+    "--serve/--no-serve",
+    default=False,
+    show_default=True,
+    help="After the figures, serve the fleet page and the API over the demo's data until Ctrl-C.",
+)
+def demo(devices: int, duration_s: float, max_age_s: float, serve: bool) -> None:
     """Everything on local defaults: emulators, consumer, simulated fleet, then a report.
 
     Starts what it needs, checks every device's kWh against the simulated meters, prints the
@@ -143,7 +149,8 @@ def demo(devices: int, duration_s: float, max_age_s: float) -> None:
     Examples:
       wattstream demo
       wattstream demo --devices 20 --duration-s 30
+      wattstream demo --serve            # then the fleet page on http://127.0.0.1:8080/
     """
     from devstack.demo import run_demo
 
-    sys.exit(run_demo(devices=devices, duration_s=duration_s, max_age_s=max_age_s))
+    sys.exit(run_demo(devices=devices, duration_s=duration_s, max_age_s=max_age_s, serve=serve))

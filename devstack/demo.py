@@ -37,6 +37,7 @@ from devstack.stack import (
     read_spools,
     read_stream,
     start_bridge,
+    start_serve,
     wait_until,
 )
 from readings.errors import WattstreamError
@@ -50,6 +51,7 @@ INTERVAL_S = 10.0
 SPEED = 10.0
 MAX_WAIT_S = 120.0
 DRAIN_S = 60.0
+SERVE_PORT = 8080
 
 
 def _say(text: str) -> None:
@@ -60,7 +62,9 @@ def _raise_on_sigterm(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt  # run the finally blocks: stop every child we started
 
 
-def run_demo(devices: int, duration_s: float, max_age_s: float, work_dir: Path = Path(".local/demo")) -> int:
+def run_demo(
+    devices: int, duration_s: float, max_age_s: float, work_dir: Path = Path(".local/demo"), *, serve: bool = False
+) -> int:
     work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("spool", "mosquitto", "logs", "metrics", "consumer"):
@@ -72,7 +76,7 @@ def run_demo(devices: int, duration_s: float, max_age_s: float, work_dir: Path =
     previous_sigterm = signal.signal(signal.SIGTERM, _raise_on_sigterm)
     saved_env = dict(os.environ)
     aws = LocalAws(log_dir=logs)
-    broker = bridge = consumer = sim = None
+    broker = bridge = consumer = sim = page = None
     try:
         _say("starting kinesis-mock and moto ...")
         aws.start()
@@ -158,23 +162,36 @@ def run_demo(devices: int, duration_s: float, max_age_s: float, work_dir: Path =
 
         items = scan_aggregates(settings.client("dynamodb"), settings.aggregates_table)
         bad = _print(truth, energy_by_device(items), samples_by_device(items), summary)
-        return 1 if bad or problems or not truth else 0
+        code = 1 if bad or problems or not truth else 0
+        if serve:
+            port = SERVE_PORT if port_free("127.0.0.1", SERVE_PORT) else broker_lib.free_port()
+            page, url = start_serve(env, logs / "serve.log", port=port)
+            click.echo(f"\nthe fleet page: {url}   (API docs: {url}docs; Ctrl-C stops everything)")
+            assert page.proc is not None
+            page.proc.wait()  # until Ctrl-C or SIGTERM: the finally below stops everything
+        return code
     except (WattstreamError, RuntimeError, TimeoutError) as exc:
         _say(f"demo failed: {exc}")
         return 2
     finally:
         signal.signal(signal.SIGTERM, _raise_on_sigterm)  # a second SIGTERM must not skip the cleanup
-        _stop_all(sim, bridge, consumer, broker, aws)
+        _stop_all(sim, bridge, consumer, broker, aws, page)
         signal.signal(signal.SIGTERM, previous_sigterm)
         os.environ.clear()
         os.environ.update(saved_env)
 
 
 def _stop_all(
-    sim: Simulation | None, bridge: ChildProcess | None, consumer: ConsumerProcess | None, broker: Any, aws: LocalAws
+    sim: Simulation | None,
+    bridge: ChildProcess | None,
+    consumer: ConsumerProcess | None,
+    broker: Any,
+    aws: LocalAws,
+    page: ChildProcess | None = None,
 ) -> None:
     """Stop what was started, in order, each by its PID; one failure does not skip the rest."""
     steps = [
+        ("fleet page", lambda: page.stop() if page else None),
         ("boxes", lambda: sim.child.stop(timeout_s=15) if sim and sim.child else None),
         ("bridge", lambda: bridge.stop() if bridge else None),
         ("consumer", lambda: consumer.stop() if consumer else None),

@@ -191,6 +191,31 @@ def start_bridge(
     return bridge
 
 
+def start_serve(
+    env: dict[str, str], log_path: Path, *, host: str = "127.0.0.1", port: int = 8080, wait_s: float = 30.0
+) -> tuple[ChildProcess, str]:
+    """``wattstream serve`` (the API and the fleet page) over ``env``'s tables; returns once it
+    answers, with the page's URL. Stop it with ``.stop()``."""
+    url = f"http://{host}:{port}/"
+    serve = ChildProcess(wattstream_command("serve", "--host", host, "--port", str(port)), env, log_path).start()
+
+    def up() -> bool:
+        try:
+            with urllib.request.urlopen(url + "health", timeout=1) as response:  # noqa: S310 - our own child
+                return bool(response.status == 200)
+        except (urllib.error.URLError, ConnectionError):
+            return False
+
+    try:
+        wait_until(lambda: up() or not serve.running, wait_s, 0.2, "wattstream serve answering")
+        if not serve.running:
+            raise RuntimeError(f"wattstream serve exited: {serve.log_text()[-2000:]}")
+    except BaseException:
+        serve.stop()
+        raise
+    return serve, url
+
+
 @dataclass
 class Simulation:
     """``wattstream device simulate``: N boxes, one MQTT/TLS connection and one spool each."""
