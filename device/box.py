@@ -22,7 +22,7 @@ import structlog
 
 from device import metrics
 from device.batching import BatchPolicy, pack
-from device.meters import MeterError, MeterSource
+from device.meters import MeterError, MeterSource, NoNewReading
 from device.publisher import Publisher
 from device.spool import Spool
 from readings.errors import DeviceError
@@ -130,6 +130,8 @@ class Box:
     def _read_one(self, ts_ms: int) -> None:
         try:
             sample = self.meter.read(ts_ms)
+        except NoNewReading:
+            return  # a pushed-to source with nothing newer since the last read: not a failure
         except MeterError as exc:
             self.stats.meter_errors += 1
             metrics.METER_ERRORS.labels(device_id=self.device_id, reason=exc.reason).inc()

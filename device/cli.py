@@ -37,6 +37,8 @@ def device() -> None:
       wattstream certs init && wattstream certs device box-0001
       wattstream device run --device-id box-0001 --broker-port 8883
       WATTSTREAM_DEVICE_METER=modbus WATTSTREAM_DEVICE_MODBUS__HOST=192.168.1.50 wattstream device run
+      wattstream device run --meter 'shelly+http://10.0.0.5#thing=box-7' --meter 'dsmr+serial:///dev/ttyUSB0#thing=box-8'
+      wattstream device probe 'tasmota+http://10.0.0.6'
       wattstream device simulate --devices 50 --duration-s 60 --interval-s 10 --speed 60
     """
 
@@ -56,8 +58,33 @@ _force_basic_ingest_option = click.option(
 )
 
 
+_LEGACY_METERS = ("simulated", "modbus")
+
+
+def _meter_overrides(meters: tuple[str, ...]) -> dict[str, Any]:
+    """``--meter`` values as settings: ``simulated``/``modbus`` pick ``meter``, URLs fill ``meters``."""
+    legacy = [m for m in meters if m in _LEGACY_METERS]
+    urls = [m for m in meters if m not in _LEGACY_METERS]
+    if legacy and urls:
+        raise click.UsageError("--meter simulated/modbus is the box's one meter; it cannot go with meter URLs")
+    if len(legacy) > 1:
+        raise click.UsageError("--meter simulated or modbus: one of them")
+    if legacy:
+        return {"meter": legacy[0]}
+    return {"meters": [{"url": url} for url in urls]} if urls else {}
+
+
 @device.command()
 @click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), help="TOML or JSON settings.")
+@click.option(
+    "--meter",
+    "meters",
+    multiple=True,
+    metavar="URL",
+    help="A meter of this box, <family>+<transport>://…#thing=<thing> (repeatable: one thing per meter), "
+    "or `simulated` / `modbus` for the one meter of the settings. Replaces the settings' meters.",
+)
+@click.option("--timezone", help="IANA zone of meters that stamp local time (Tasmota); default: the box's.")
 @click.option("--device-id", help="Thing name (overrides the settings).")
 @click.option("--broker-host", help="MQTT broker host.")
 @click.option("--broker-port", type=int, help="MQTT broker TLS port.")
@@ -65,11 +92,16 @@ _force_basic_ingest_option = click.option(
 @click.option("--metrics-port", type=int, help="Prometheus endpoint port (0 = off).")
 @_basic_ingest_option
 @_force_basic_ingest_option
-def run(config_path: Path | None, **overrides: Any) -> None:
+def run(config_path: Path | None, meters: tuple[str, ...], **overrides: Any) -> None:
     """Run one box: read the meter, spool, batch, publish; Ctrl-C drains and stops.
 
     Settings come from --config (TOML/JSON), then WATTSTREAM_DEVICE_* variables, then the
     options here (which win).
+
+    Each --meter (or [[meters]] entry of the settings file) is a meter of its own thing, with
+    its own spool, certificate (devices/<thing>.crt) and MQTT connection: URL forms for
+    shelly, tasmota, zigbee2mqtt, emonhub, dsmr and sdm630 in docs/device.md. A meter without
+    #thing= takes --device-id; only one may.
 
     With --basic-ingest-rule the box publishes to $aws/rules/<rule>/energy/consumption/<id>
     (AWS IoT Basic Ingest, no messaging charge); that works on IoT Core only, so a broker
@@ -78,27 +110,86 @@ def run(config_path: Path | None, **overrides: Any) -> None:
     \b
     Examples:
       wattstream device run --config box.toml
+      wattstream device run --meter 'shelly+http://10.0.0.5#thing=box-7' \\
+        --meter 'tasmota+mqtt://broker.lan/plug-kitchen#thing=box-8' --timezone Europe/Amsterdam
       WATTSTREAM_DEVICE_DEVICE_ID=box-0042 wattstream device run --broker-port 18883
       wattstream device run --broker-host a1b2c3-ats.iot.us-east-1.amazonaws.com \\
         --cert-dir certs --basic-ingest-rule wattstream_energy_consumption
     """
-    from device.runtime import RunLoop, WallClock, build_box
+    from device.runtime import RunLoop, WallClock, build_boxes
     from device.settings import load_settings
 
     try:
-        settings = load_settings(config_path, **overrides)
+        settings = load_settings(config_path, **overrides, **_meter_overrides(meters))
         configure_logging(settings.log_level)
         if settings.metrics_port:
             from prometheus_client import start_http_server
 
             start_http_server(settings.metrics_port)
         clock = WallClock()
-        box = build_box(settings, now_ms=clock.now_ms())
-        loop = RunLoop([box], clock, poll_s=0.05, drain_s=10.0)
+        boxes = build_boxes(settings, now_ms=clock.now_ms())
+        loop = RunLoop(boxes, clock, poll_s=0.05, drain_s=10.0)
         _stop_on_signals(loop.stop_event)
         loop.run()
     except WattstreamError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@device.command()
+@click.argument("url")
+@click.option("--device-id", default="box-0001", show_default=True, help="Thing of a URL without #thing=.")
+@click.option("--timezone", help="IANA zone of meters that stamp local time (Tasmota); default: the box's.")
+@click.option(
+    "--timeout-s",
+    type=click.FloatRange(min=0),
+    default=30.0,
+    show_default=True,
+    help="How long to wait for a meter that sends on its own schedule (MQTT, serial).",
+)
+def probe(url: str, device_id: str, timezone: str | None, timeout_s: float) -> None:
+    """Read one sample of the meter at URL and print the wire v1 message a box would publish.
+
+    Nothing is spooled or published. The seq printed is 1: a box numbers readings in its spool.
+    A meter that is read (HTTP, Modbus) answers at once; one that sends (MQTT, a P1 port) is
+    waited for up to --timeout-s. A read that fails exits non-zero with the reason.
+
+    \b
+    Examples:
+      wattstream device probe 'shelly+http://10.0.0.5'
+      wattstream device probe 'tasmota+mqtt://broker.lan/plug-kitchen' --timezone Europe/Amsterdam
+      wattstream device probe 'dsmr+serial:///dev/ttyUSB0#thing=box-8'
+    """
+    from device.batching import pack
+    from device.meters import MeterError, NoNewReading
+    from device.runtime import WallClock
+    from device.sources import open_meter, parse_meter_url
+    from device.spool import SpooledReading
+    from readings.models import Message
+
+    clock = WallClock()
+    try:
+        spec = parse_meter_url(url)
+        meter = open_meter(spec, default_tz=timezone, clock_ms=clock.now_ms)
+    except WattstreamError as exc:
+        raise click.ClickException(str(exc)) from exc
+    deadline = time.monotonic() + timeout_s
+    try:
+        while True:
+            try:
+                sample = meter.read(clock.now_ms())
+                break
+            except NoNewReading as exc:
+                if time.monotonic() >= deadline:
+                    raise click.ClickException(f"no reading within {timeout_s:g} s from {spec.label}") from exc
+                time.sleep(0.1)
+            except MeterError as exc:
+                raise click.ClickException(f"{exc.reason}: {exc}") from exc
+    finally:
+        meter.close()
+    reading = SpooledReading(seq=1, **{f: getattr(sample, f) for f in sample.__dataclass_fields__})
+    payload = pack(spec.thing or device_id, [reading], max_readings=1, max_bytes=128 * 1024).payload
+    Message.model_validate_json(payload)  # what the consumer would accept
+    click.echo(payload.decode())
 
 
 @device.command()

@@ -2,7 +2,9 @@
 
 A source returns a ``Sample`` (cumulative import register ``energy_wh`` plus optional
 instantaneous values) or raises ``MeterError`` with a reason code; the box logs and counts the
-failure and tries again at the next interval. The Modbus source lives in ``device.modbus``.
+failure and tries again at the next interval (``NoNewReading``, a source pushed to that has
+nothing new yet, is skipped quietly). The Modbus source lives in ``device.modbus``, the sources
+of other meter families in ``device.sources``.
 
 The simulated meter's load model (a documented model, deterministic for a given seed):
 
@@ -57,6 +59,17 @@ class MeterError(DeviceError):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
+
+
+class NoNewReading(MeterError):  # noqa: N818 - an outcome, not a failure: the box skips the interval quietly
+    """A source that is pushed to (MQTT, a serial line) has nothing newer than its last reading.
+
+    Not a failure: the device sends on its own schedule (a Tasmota every ``TelePeriod``) and the
+    box reads more often. A device that stays silent too long raises ``MeterError("timeout")``.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__("no_new_reading", detail)
 
 
 class MeterSource(Protocol):

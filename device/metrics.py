@@ -40,3 +40,8 @@ CONNECTED = Gauge("wattstream_device_mqtt_connected", "1 while the MQTT session 
 CONNECT_FAILURES = Counter(
     "wattstream_device_mqtt_connect_failures_total", "Failed MQTT connection attempts.", ["device_id"]
 )
+METER_MESSAGES_DROPPED = Counter(
+    "wattstream_device_meter_messages_dropped_total",
+    "Messages from a meter dropped before they became a reading (a DSMR telegram with a bad CRC, garbage), by reason.",
+    ["meter", "reason"],
+)

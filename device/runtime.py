@@ -23,6 +23,7 @@ from device.box import Box
 from device.meters import MeterSource, SimulatedMeter
 from device.publisher import MqttConfig, Publisher
 from device.settings import DeviceSettings
+from device.sources.spec import MeterSpec
 from device.spool import Spool
 from readings.errors import ConfigError
 from readings.models import topic_for
@@ -89,10 +90,16 @@ def build_meter(
 
 
 def build_box(
-    settings: DeviceSettings, *, now_ms: int, mqtt: MqttConfig | None = None, rng: random.Random | None = None
+    settings: DeviceSettings,
+    *,
+    now_ms: int,
+    mqtt: MqttConfig | None = None,
+    rng: random.Random | None = None,
+    meter: MeterSource | None = None,
 ) -> Box:
     """One box from its settings. A simulated meter resumes from the registers in the spool.
 
+    ``meter``, when given, is read instead of the one the settings describe (``build_boxes``).
     Refuses (``ConfigError``) a topic the broker cannot take before it opens the spool.
     """
     topic = settings.publish_topic()
@@ -107,12 +114,13 @@ def build_box(
     # Never stamp a reading at or before the last one of a previous run (simulated time may
     # have run ahead of the wall clock then).
     first_read_ms = max(now_ms, (last.ts_ms or 0) + interval_ms)
-    meter = build_meter(
-        settings,
-        start_energy_wh=last.energy_wh,
-        start_energy_export_wh=last.energy_export_wh,
-        first_ts_ms=first_read_ms,
-    )
+    if meter is None:
+        meter = build_meter(
+            settings,
+            start_energy_wh=last.energy_wh,
+            start_energy_export_wh=last.energy_export_wh,
+            first_ts_ms=first_read_ms,
+        )
     publisher = Publisher(mqtt or settings.mqtt_config(), rng=rng)
     box = Box(
         settings.device_id,
@@ -130,6 +138,57 @@ def build_box(
     if len(spool):
         log.info("spool_resumed", device_id=settings.device_id, readings=len(spool), last_seq=last.seq)
     return box
+
+
+def meter_settings(settings: DeviceSettings) -> list[tuple[DeviceSettings, MeterSpec]]:
+    """The settings of each meter's box (``settings.meters``): its thing, spool and certificate.
+
+    A meter without a thing takes ``device_id``; only one may. With several meters each spool
+    is ``<thing>.db`` in the folder of ``spool_path`` (or ``.local/spool``), and each box uses
+    ``devices/<thing>.crt`` of ``cert_dir``. ``ConfigError`` for a bad URL, a thing named twice,
+    or one certificate file for several things.
+    """
+    from device.sources import parse_meter_url
+
+    specs = [parse_meter_url(m.url, thing=m.thing, options=m.options) for m in settings.meters]
+    things = [spec.thing or settings.device_id for spec in specs]
+    repeated = sorted({t for t in things if things.count(t) > 1})
+    if repeated:
+        raise ConfigError(f"each meter needs its own thing; {', '.join(repeated)} named more than once (#thing=…)")
+    if len(specs) > 1 and (settings.cert_file or settings.key_file):
+        raise ConfigError("cert_file/key_file name one identity; several meters use cert_dir/devices/<thing>.crt")
+    spool_dir = settings.spool_path.parent if settings.spool_path else Path(".local/spool")
+    out = []
+    for spec, thing in zip(specs, things, strict=True):
+        update: dict[str, object] = {"device_id": thing}
+        if len(specs) > 1 or not settings.spool_path:
+            update["spool_path"] = spool_dir / f"{thing}.db"
+        out.append((settings.model_copy(update=update), spec))
+    return out
+
+
+def build_boxes(settings: DeviceSettings, *, now_ms: int) -> list[Box]:
+    """The boxes of ``device run``: one per entry of ``settings.meters``, else the one meter."""
+    if not settings.meters:
+        return [build_box(settings, now_ms=now_ms)]
+    from device.sources import open_meter
+
+    boxes: list[Box] = []
+    try:
+        for box_settings, spec in meter_settings(settings):
+            box_settings.publish_topic()  # refuse a bad topic before a meter connects
+            meter = open_meter(spec, default_tz=settings.timezone)
+            try:
+                boxes.append(build_box(box_settings, now_ms=now_ms, meter=meter))
+            except BaseException:
+                meter.close()
+                raise
+            log.info("meter_opened", device_id=box_settings.device_id, meter=spec.label)
+    except BaseException:
+        for box in boxes:
+            box.close()
+        raise
+    return boxes
 
 
 @dataclass(slots=True)

@@ -17,6 +17,20 @@ Example ``box.toml``::
     host = "192.168.1.50"
     port = 502
     unit_id = 1
+
+Several meters on one box, each its own thing (``device.sources.spec`` for the URL form; with
+``meters`` set, ``meter`` and ``[modbus]`` are not used)::
+
+    device_id = "box-0001"          # the thing of a meter that names none
+    timezone = "Europe/Amsterdam"   # for devices that stamp local time (Tasmota)
+
+    [[meters]]
+    url = "shelly+http://10.0.0.5"
+    thing = "box-7"
+
+    [[meters]]
+    url = "dsmr+serial:///dev/ttyUSB0"
+    thing = "box-8"
 """
 
 from __future__ import annotations
@@ -24,7 +38,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import (
     BaseSettings,
     JsonConfigSettingsSource,
@@ -74,6 +88,19 @@ class ModbusSettings(BaseModel):
     retries: int = Field(1, ge=0, description="Retries of one request before the read fails.")
 
 
+class MeterEntry(BaseModel):
+    """One meter of a box: its URL, its thing and any option of the URL's fragment as a key."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    url: str = Field(description="<family>+<transport>://… (device.sources.spec).")
+    thing: str | None = Field(None, description="Thing name of this meter; default: the box's device_id.")
+
+    @property
+    def options(self) -> dict[str, object]:
+        return dict(self.model_extra or {})
+
+
 class DeviceSettings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="WATTSTREAM_DEVICE_", env_nested_delimiter="__", frozen=True, extra="ignore"
@@ -106,6 +133,13 @@ class DeviceSettings(BaseSettings):
     meter: Literal["simulated", "modbus"] = Field("simulated", description="Meter source.")
     simulated: SimulatedMeterSettings = Field(default_factory=SimulatedMeterSettings)
     modbus: ModbusSettings = Field(default_factory=ModbusSettings)
+    meters: list[MeterEntry] = Field(
+        default_factory=list,
+        description="Meters of this box, each its own thing (device.sources); empty = the one `meter` above.",
+    )
+    timezone: str | None = Field(
+        None, description="IANA zone of devices that stamp local time without an offset; default: the box's zone."
+    )
 
     basic_ingest_rule: str | None = Field(
         None,
