@@ -139,7 +139,13 @@ def report(devices: tuple[str, ...], metrics_url: str | None) -> None:
     show_default=True,
     help="After the figures, serve the fleet page and the API over the demo's data until Ctrl-C.",
 )
-def demo(devices: int, duration_s: float, max_age_s: float, serve: bool) -> None:
+@click.option(
+    "--serve-s",
+    type=float,
+    default=None,
+    help="Serve this many seconds, then stop. Default: until Ctrl-C on a terminal, not at all otherwise.",
+)
+def demo(devices: int, duration_s: float, max_age_s: float, serve: bool, serve_s: float | None) -> None:
     """Everything on local defaults: emulators, consumer, simulated fleet, then a report.
 
     Starts what it needs, checks every device's kWh against the simulated meters, prints the
@@ -149,8 +155,9 @@ def demo(devices: int, duration_s: float, max_age_s: float, serve: bool) -> None
     Examples:
       wattstream demo
       wattstream demo --devices 20 --duration-s 30
-      wattstream demo --serve            # then the fleet page on http://127.0.0.1:8080/
+      wattstream demo --serve            # then the fleet page on http://127.0.0.1:8080/ until Ctrl-C
+      wattstream demo --serve --serve-s 600   # ... for ten minutes
     """
     from devstack.demo import run_demo
 
-    sys.exit(run_demo(devices=devices, duration_s=duration_s, max_age_s=max_age_s, serve=serve))
+    sys.exit(run_demo(devices=devices, duration_s=duration_s, max_age_s=max_age_s, serve=serve, serve_s=serve_s))

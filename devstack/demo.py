@@ -19,6 +19,8 @@ import contextlib
 import os
 import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,8 +65,19 @@ def _raise_on_sigterm(signum: int, frame: Any) -> None:
 
 
 def run_demo(
-    devices: int, duration_s: float, max_age_s: float, work_dir: Path = Path(".local/demo"), *, serve: bool = False
+    devices: int,
+    duration_s: float,
+    max_age_s: float,
+    work_dir: Path = Path(".local/demo"),
+    *,
+    serve: bool = False,
+    serve_s: float | None = None,
 ) -> int:
+    """Run the demo; 0 when every box's stored kWh matches its meter.
+
+    With ``serve``, the fleet page and the API stay up over the demo's data for ``serve_s``
+    seconds, or until Ctrl-C when that is None and a person is at the terminal.
+    """
     work_dir = work_dir.resolve()
     work_dir.mkdir(parents=True, exist_ok=True)
     for stale in ("spool", "mosquitto", "logs", "metrics", "consumer"):
@@ -163,12 +176,24 @@ def run_demo(
         items = scan_aggregates(settings.client("dynamodb"), settings.aggregates_table)
         bad = _print(truth, energy_by_device(items), samples_by_device(items), summary)
         code = 1 if bad or problems or not truth else 0
+        query = (
+            " ".join(f"{k}={v}" for k, v in sorted(env.items()) if k.startswith("AWS_"))
+            + f" {Path(sys.executable).parent / 'wattstream'} query {min(truth) if truth else things[0]}"
+            + " --every 15m --format table"
+        )
         if serve:
             port = SERVE_PORT if port_free("127.0.0.1", SERVE_PORT) else broker_lib.free_port()
             page, url = start_serve(env, logs / "serve.log", port=port)
-            click.echo(f"\nthe fleet page: {url}   (API docs: {url}docs; Ctrl-C stops everything)")
+            click.echo(f"\nthe fleet page: {url}   (API docs: {url}docs)")
+            click.echo(f"a box's quarters today, from another terminal:\n  {query}")
+            if serve_s is None and not sys.stdin.isatty():
+                serve_s = 0.0
+                _say("standard input is not a terminal: stopping now (--serve-s N keeps the page up N seconds)")
+            else:
+                click.echo("Ctrl-C stops the page and the emulators.")
             assert page.proc is not None
-            page.proc.wait()  # until Ctrl-C or SIGTERM: the finally below stops everything
+            with contextlib.suppress(KeyboardInterrupt, subprocess.TimeoutExpired):
+                page.proc.wait(timeout=serve_s)  # the finally below stops everything
         return code
     except (WattstreamError, RuntimeError, TimeoutError) as exc:
         _say(f"demo failed: {exc}")
