@@ -12,7 +12,8 @@ Routes (OpenAPI at ``/docs``)::
 Read-only by construction: the DynamoDB client the app gets refuses every write operation
 before it is sent (``refuse_writes``), so no code path here can change a stored byte.
 
-Each answer is JSON, or CSV with ``?format=csv`` or ``Accept: text/csv``. With a token set
+Each answer is JSON, or CSV with ``?format=csv`` or ``Accept: text/csv``; a device's energy as CSV
+is the canonical interval layout of ``wattstream query`` (``consumer.query``). With a token set
 (``WATTSTREAM_API_TOKEN``) every API route asks for ``Authorization: Bearer <token>``; the page,
 its files and the docs hold no data and stay open.
 """
@@ -36,6 +37,8 @@ from fastapi.staticfiles import StaticFiles
 from api.errors import ApiError, NotFoundError
 from api.fleet import DeviceRow, NowRow, alert_states, device_row, now_row, page, today
 from api.series import check_zone, read_energy, resolve, to_local
+from consumer.query import COLUMNS as CSV_COLUMNS
+from consumer.query import rows as csv_rows
 from consumer.settings import Settings
 from readings import to_rfc3339
 from readings.models import is_thing_name
@@ -241,7 +244,12 @@ def create_app(
             "energy_wh": round(sum(i.energy_wh for i in intervals if i.quality != "N"), 6),
             "intervals": rows,
         }
-        return _answer(request, format, body, rows, columns=ENERGY_COLUMNS, filename=f"{device_id}-energy.csv")
+        if not _wants_csv(request, format):
+            return JSONResponse(body)
+        # The CSV is the canonical interval layout, the very one `wattstream query` prints.
+        return _answer(
+            request, format, body, csv_rows(intervals), columns=CSV_COLUMNS, filename=f"{device_id}-energy.csv"
+        )
 
     @app.get("/fleet/now", dependencies=guard, summary="Every device of the live view, now")
     def fleet_now(

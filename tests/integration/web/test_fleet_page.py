@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from consumer.query import COLUMNS
 from devstack.net import free_port
 from devstack.stack import ChildProcess, wait_until, wattstream_command
 from sinks.registry import DeviceInfo
@@ -225,5 +226,7 @@ def test_the_device_page_charts_today_by_quarter_with_gaps_and_links_the_csv(sit
         lines = response.read().decode().splitlines()
     series = api(site, "/devices/box-web-berlin/energy")
     assert len(lines) == 1 + len(series["intervals"])
-    assert [line.split(",")[2] for line in lines[1:]] == [i["local_start"] for i in series["intervals"]]
+    assert lines[0] == ",".join(COLUMNS)
+    at = COLUMNS.index("local_start")
+    assert [line.split(",")[at] for line in lines[1:]] == [i["local_start"] for i in series["intervals"]]
     screenshot(site, "#/device/box-web-berlin", "device.png")
