@@ -82,7 +82,9 @@ def main() -> None:
     consistent, pages = query_units(hours)
     eventual, _ = query_units(hours, consistent=False)
     print(f"device-days {args.days}, a reading every {args.interval_s} s")
-    print(f"hour items          {len(hours):>8}   mean {sum(hours) / len(hours):.0f} B   total {sum(hours) / 1e6:.2f} MB")
+    print(
+        f"hour items          {len(hours):>8}   mean {sum(hours) / len(hours):.0f} B   total {sum(hours) / 1e6:.2f} MB"
+    )
     print(f"day items           {len(days):>8}   mean {sum(days) / max(1, len(days)):.0f} B")
     print(f"Query of every hour (any --every from 15m to 1mo): {pages} pages")
     print(f"  strongly consistent {consistent:>8.0f} RRU   ${consistent / 1e6 * RRU_USD_PER_MILLION:.6f}")
