@@ -1,8 +1,8 @@
-"""What the consumer keeps of a device between batches: its numbering, time base and registers.
+"""What the consumer keeps of a device between batches: its numbering, time base, registers, alerts.
 
 Plain data, serialised into the shard's snapshot (``to_dict``/``from_dict``). The rules that
-change it are in ``batcher.batch`` (numbering, time base), ``batcher.registers`` (registers)
-and ``batcher.completeness`` (steps and gaps).
+change it are in ``batcher.batch`` (numbering, time base), ``batcher.registers`` (registers),
+``batcher.completeness`` (steps and gaps) and ``batcher.alerts`` (alerts).
 """
 
 from __future__ import annotations
@@ -105,6 +105,85 @@ class RegisterState:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Episode:
+    """An alert that fired and has not cleared: when, and the values it fired with."""
+
+    fired_ms: int
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def to_list(self) -> list[Any]:
+        return [self.fired_ms, self.values]
+
+    @classmethod
+    def from_list(cls, d: list[Any]) -> Episode:
+        return cls(int(d[0]), dict(d[1]))
+
+
+@dataclass(slots=True)
+class AlertState:
+    """A device's alerts between batches (``batcher.alerts``); changed by replacing, never in place."""
+
+    heard_ms: int | None = None
+    """The arrival time of the device's newest record that carried a reading."""
+    power_ts_ms: int | None = None
+    """The meter time of the newest reading the power rule has seen."""
+    above_ms: int | None = None
+    """Since when every reading's power was above the threshold (None: the last one was not)."""
+    active: dict[str, Episode] = field(default_factory=dict)
+    """Kind -> the alert of that kind that fired and has not cleared."""
+    budget_day_ms: int | None = None
+    """The UTC day whose budget alert fired last (a day fires once)."""
+    register_hours: dict[str, list[int]] = field(default_factory=dict)
+    """Flag -> the UTC hours it fired in, ascending, those the late window still reaches."""
+    power_limit_w: float | None = None
+    daily_budget_kwh: float | None = None
+    """The device's own thresholds (the registry's, as they were before this batch); None: the default."""
+
+    def copy(self) -> AlertState:
+        return AlertState(
+            self.heard_ms,
+            self.power_ts_ms,
+            self.above_ms,
+            dict(self.active),
+            self.budget_day_ms,
+            {flag: list(hours) for flag, hours in self.register_hours.items()},
+            self.power_limit_w,
+            self.daily_budget_kwh,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name in ("heard_ms", "power_ts_ms", "above_ms", "budget_day_ms", "power_limit_w", "daily_budget_kwh"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.active:
+            out["active"] = {kind: episode.to_list() for kind, episode in self.active.items()}
+        if self.register_hours:
+            out["register_hours"] = self.register_hours
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> AlertState | None:
+        if d is None:
+            return None
+
+        def opt(name: str, kind: type) -> Any:
+            value = d.get(name)
+            return None if value is None else kind(value)
+
+        return cls(
+            heard_ms=opt("heard_ms", int),
+            power_ts_ms=opt("power_ts_ms", int),
+            above_ms=opt("above_ms", int),
+            active={kind: Episode.from_list(e) for kind, e in d.get("active", {}).items()},
+            budget_day_ms=opt("budget_day_ms", int),
+            register_hours={flag: [int(h) for h in hours] for flag, hours in d.get("register_hours", {}).items()},
+            power_limit_w=opt("power_limit_w", float),
+            daily_budget_kwh=opt("daily_budget_kwh", float),
+        )
+
+
 @dataclass(slots=True)
 class DeviceState:
     """What the consumer keeps of a device between batches."""
@@ -130,6 +209,8 @@ class DeviceState:
     """Steps with seq gaps a late reading may still fill, oldest first."""
     head: tuple[int, int] | None = None
     """``(seq, ts_ms)`` of the first reading of the numbering, while one may still come before it."""
+    alerts: AlertState | None = None
+    """The device's alerts; None until the alert rules first saw the device."""
 
     def copy(self) -> DeviceState:
         """An independent copy: points are never changed in place, only the seq sets are."""
@@ -145,6 +226,7 @@ class DeviceState:
             self.cadence_ms,
             list(self.gaps),
             self.head,
+            self.alerts,  # replaced, never changed in place
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,6 +245,8 @@ class DeviceState:
             out["export"] = self.export.to_dict()
         if self.prev_seen is not None:
             out["prev_seen"] = self.prev_seen.to_list()
+        if self.alerts is not None:
+            out["alerts"] = self.alerts.to_dict()
         return out
 
     @classmethod
@@ -184,4 +268,5 @@ class DeviceState:
             cadence_ms=None if cadence is None else int(cadence),
             gaps=[Gap.from_list(gap) for gap in d.get("gaps", [])],
             head=None if d.get("head") is None else (int(d["head"][0]), int(d["head"][1])),
+            alerts=AlertState.from_dict(d.get("alerts")),
         )
