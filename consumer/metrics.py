@@ -41,6 +41,7 @@ DDB_WRITES = Counter(f"{NS}_dynamodb_writes", "DynamoDB items written.", ["table
 DDB_WCU = Counter(f"{NS}_dynamodb_consumed_wcu", "Write capacity units the item writes consumed.")
 DDB_SKIPPED = Counter(f"{NS}_dynamodb_writes_skipped", "Item writes skipped: an earlier attempt had applied them.")
 S3_PUTS = Counter(f"{NS}_s3_puts", "S3 objects written.", ["kind"])
+ALERTS = Counter(f"{NS}_alerts", "Alert events recorded (each once, replays not counted).", ["kind", "event"])
 CHECKPOINTS = Counter(f"{NS}_checkpoints", "KCL checkpoints made after a flush.")
 ERRORS = Counter(f"{NS}_processor_errors", "Failures of the processor, by kind.", ["kind"])
 MILLIS_BEHIND = Gauge(

@@ -40,15 +40,19 @@ from amazon_kclpy.v3 import processor
 
 from batcher import BatchBuffer, FlushTrigger
 from consumer import metrics
+from consumer.alerting import Thresholds
 from consumer.lineage import Lineage, shard_lineage
 from consumer.protocol import Committed, Fenced, ShardMemory, Stores, commit
 from consumer.records import MAX_REJECTIONS_LISTED, PendingRecord
 from consumer.settings import Settings
 from readings import Reason, Rejection, decode_record
 from sinks.aggregates import AggregateStore
+from sinks.alerts import AlertOutbox, SnsNotifier
 from sinks.archive import Archive
 from sinks.live import LiveView, hash_key
 from sinks.manifest import Manifest, ManifestStore
+from sinks.ports import RegistryPort
+from sinks.registry import RegistryStore
 from sinks.snapshot import SnapshotStore
 
 __all__ = ["MAX_REJECTIONS_LISTED", "PendingRecord", "Phase", "ShardProcessor", "build"]
@@ -95,8 +99,10 @@ class ShardProcessor(processor.RecordProcessorBase):
         lineage_of: Callable[[str], Lineage] = Lineage,
         clock_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
         owner: str | None = None,
+        registry: RegistryPort | None = None,
     ) -> None:
         self.settings = settings
+        self._thresholds = Thresholds(registry, settings.alert_registry_refresh_s)
         self._stores = stores
         self._lineage_of = lineage_of
         self._clock_ms = clock_ms
@@ -126,6 +132,7 @@ class ShardProcessor(processor.RecordProcessorBase):
         # Without a claim there is no fencing and no replay: a failure here refuses the shard.
         self._claimed = claimed = self.stores.manifests.claim(self.shard_id, self._owner)
         self.lineage = self._lineage_of(self.shard_id)
+        self._thresholds.current()  # the devices' alert thresholds: one Query of the registry
         checkpoint = initialize_input.sequence_number
         if claimed.pending_after(checkpoint):
             self.phase = Phase.REPLAYING
@@ -310,6 +317,8 @@ class ShardProcessor(processor.RecordProcessorBase):
             rules=self.settings.register_rules,
             checkpointer=checkpointer,
             trigger=trigger,
+            alert_rules=self.settings.alert_rules,
+            limits=self._thresholds.current(),
         )
         if isinstance(outcome, Fenced):
             self.phase = Phase.FENCED
@@ -340,7 +349,10 @@ def _record_flush(
     metrics.BATCHES.labels(str(trigger)).inc()
     metrics.BATCH_RECORDS.observe(len(batch))
     metrics.FLUSH_SECONDS.observe(elapsed_s)
-    metrics.DDB_WRITES.labels(settings.aggregates_table).inc(writes.buckets.written + writes.live_items)
+    alerts = writes.alerts
+    metrics.DDB_WRITES.labels(settings.aggregates_table).inc(
+        writes.buckets.written + writes.live_items + alerts.items + (alerts.items if alerts.published else 0)
+    )
     metrics.DDB_WRITES.labels(settings.state_table).inc()
     metrics.DDB_SKIPPED.inc(writes.buckets.skipped)
     metrics.DDB_WCU.inc(writes.buckets.consumed_wcu + writes.live_wcu)
@@ -389,6 +401,8 @@ def _record_flush(
         items_skipped=writes.buckets.skipped,
         live_items=writes.live_items,
         snapshot_bytes=writes.snapshot_bytes,
+        alert_events=alerts.events,
+        alerts_published=alerts.published,
         first_sequence_number=batch[0].sequence_number,
         last_sequence_number=batch[-1].sequence_number,
         arrival_first_ms=batch[0].arrival_ms,
@@ -428,10 +442,15 @@ def build(settings: Settings) -> ShardProcessor:
         snapshots=SnapshotStore(s3, settings.raw_bucket),
         aggregates=AggregateStore(dynamodb, settings.aggregates_table, workers=settings.flush_workers),
         live=LiveView(dynamodb, settings.aggregates_table, settings.live_groups),
+        outbox=AlertOutbox(dynamodb, settings.aggregates_table),
+        notifier=SnsNotifier(settings.client("sns"), settings.alerts_topic_arn) if settings.alerts_topic_arn else None,
     )
     kinesis = settings.client("kinesis")
     return ShardProcessor(
-        settings, stores=stores, lineage_of=lambda shard: shard_lineage(kinesis, settings.stream_name, shard)
+        settings,
+        stores=stores,
+        lineage_of=lambda shard: shard_lineage(kinesis, settings.stream_name, shard),
+        registry=RegistryStore(dynamodb, settings.aggregates_table),
     )
 
 

@@ -8,13 +8,17 @@ Step 1. Manifest: the shard's item in the consumer-state table records the batch
 Step 2. Raw archive and dead letters: S3 objects under keys derived from the batch.
 Step 3. DynamoDB: the buckets the batch closed (each created once), corrections of buckets
         closed before, and the live values of the devices that changed.
-Step 4. Snapshot: every device's state after the batch, the one S3 object Step 1 named.
-Step 5. KCL checkpoint at the batch's last sequence number. Only now is the batch done.
+Step 4. Alerts (``consumer.alerting``): the events the batch fired or cleared, each recorded in
+        its outbox item, then published and marked sent. Nothing when there are none.
+Step 5. Snapshot: every device's state after the batch (alerts included), the one S3 object
+        Step 1 named.
+Step 6. KCL checkpoint at the batch's last sequence number. Only now is the batch done.
 
-A crash anywhere in 1-5 leaves a manifest past the checkpoint. The next owner starts from the
+A crash anywhere in 1-6 leaves a manifest past the checkpoint. The next owner starts from the
 snapshot before the batch, rebuilds exactly that batch (the replay boundary ends it at the
 manifest's last sequence number) and commits it again: the same keys get the same bytes, and
-every DynamoDB write this batch had made already is found and skipped.
+every DynamoDB write this batch had made already is found and skipped; an alert already
+published is not published again (``sinks.alerts``: all but a crash between Publish and its mark).
 
 ``Fenced`` means another worker owns the shard: the manifest refused our claim, an item was
 written by a later batch of the shard or by a shard that replaced it, or the checkpoint found
@@ -23,6 +27,7 @@ the lease gone. Nothing more is written and nothing is checkpointed; the owner r
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,7 +37,9 @@ import structlog
 from amazon_kclpy.checkpoint_error import CheckpointError
 
 from batcher import BatchStats, DeviceState, FlushTrigger, RegisterRules, compute_batch
+from batcher.alerts import AlertEvent, AlertRules, Limits, evaluate
 from batcher.ledger import Ledger, settle
+from consumer.alerting import Delivery, NotifierPort, OutboxPort, deliver
 from consumer.lineage import Lineage
 from consumer.records import PendingRecord
 from readings.errors import FencedError, WattstreamError
@@ -79,6 +86,10 @@ class Stores:
     snapshots: SnapshotPort
     aggregates: AggregatePort
     live: LivePort
+    outbox: OutboxPort | None = None
+    """Alert events (``sinks.alerts``); None: alerts are kept in the state only."""
+    notifier: NotifierPort | None = None
+    """The alert topic; None: events are recorded in the outbox, not published."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +101,7 @@ class Writes:
     live_wcu: float
     dead_letters: list[dict[str, Any]]
     snapshot_bytes: int
+    alerts: Delivery = field(default_factory=Delivery)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,16 +128,28 @@ def commit(
     rules: RegisterRules,
     checkpointer: Any,
     trigger: FlushTrigger,
+    alert_rules: AlertRules | None = None,
+    limits: Mapping[str, Limits] | None = None,
 ) -> Committed | Fenced:
-    """Commit one batch (see the module docstring); ``memory`` is not modified."""
+    """Commit one batch (see the module docstring); ``memory`` is not modified.
+
+    ``alert_rules`` None: no alerts. ``limits``: the devices' own thresholds from now on (the
+    batch itself is judged by those its devices' state holds).
+    """
     shard_id = claimed.shard_id
     first, last = batch[0].sequence_number, batch[-1].sequence_number
     readings = [reading for record in batch for reading in record.readings]
     result = compute_batch(readings, memory.states, rules)
     settled = settle(result, memory.ledgers)
-    after = ShardMemory(
-        {**memory.states, **result.states}, {**memory.ledgers, **settled.ledgers}, snapshot_key(shard_id, last)
-    )
+    states = {**memory.states, **result.states}
+    events: list[AlertEvent] = []
+    if alert_rules is not None:
+        arrivals = [(r.arrival_ms, [x.device_id for x in r.readings]) for r in batch if r.readings]
+        alerting = evaluate(arrivals, readings, result, memory.states, memory.ledgers, alert_rules, limits)
+        events = alerting.events
+        for device_id, alerts in alerting.states.items():
+            states[device_id] = dataclasses.replace(states[device_id], alerts=alerts)
+    after = ShardMemory(states, {**memory.ledgers, **settled.ledgers}, snapshot_key(shard_id, last))
     writer = Writer(shard_id, position_marker(last), lineage.descendants)
     try:
         # Step 1. The manifest, conditional on our claim.
@@ -151,18 +175,20 @@ def commit(
         buckets = stores.aggregates.write_closed(writer, settled.closed)
         buckets.add(stores.aggregates.correct(writer, settled.corrections))
         live_items, live_wcu = stores.live.write(shard_id, writer.marker, settled.live, ancestors=lineage.ancestors)
-        # Step 4. The snapshot of every device's state after the batch.
+        # Step 4. Alert events: recorded, published, marked sent; a replay skips what was done.
+        delivery = deliver(stores.outbox, stores.notifier, writer, events)
+        # Step 5. The snapshot of every device's state after the batch.
         assert after.state_key is not None
         snapshot_bytes = stores.snapshots.put(after.state_key, shard_id, last, after.to_doc())
     except FencedError as exc:
         return Fenced(str(exc))
-    # Step 5. The checkpoint; only now is the batch done.
+    # Step 6. The checkpoint; only now is the batch done.
     try:
         _checkpoint(checkpointer, last)
     except FencedError as exc:
         return Fenced(str(exc))
     _retire(stores.snapshots, memory.state_key, keep=after.state_key)
-    return Committed(last, result.stats, Writes(buckets, live_items, live_wcu, dead, snapshot_bytes), after)
+    return Committed(last, result.stats, Writes(buckets, live_items, live_wcu, dead, snapshot_bytes, delivery), after)
 
 
 def _checkpoint(checkpointer: Any, sequence_number: str, attempts: int = 5) -> None:

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from batcher import BatchPolicy, RegisterRules
+from batcher.alerts import AlertRules
 
 
 class Settings(BaseSettings):
@@ -52,6 +53,31 @@ class Settings(BaseSettings):
     )
     silence_limit_s: int = Field(
         900, ge=1, description="A step between two readings longer than this is a silence (estimated energy)."
+    )
+
+    # Alerts, evaluated by the consumer at each flush from the state it holds (README: Alerts).
+    alert_silence_min: float = Field(
+        15.0, ge=0, description="`silent`: no reading from a device for more than this many minutes (0: off)."
+    )
+    alert_power_w: float | None = Field(
+        None,
+        gt=0,
+        description="`power_high`: power above this many W for alert_power_min. Unset: only devices "
+        "with a power_limit_w in the registry.",
+    )
+    alert_power_min: float = Field(5.0, gt=0, description="`power_high`: minutes the power must stay above.")
+    alert_daily_budget_kwh: float | None = Field(
+        None,
+        gt=0,
+        description="`budget`: a UTC day's energy above this many kWh. Unset: only devices with a "
+        "daily_budget_kwh in the registry.",
+    )
+    alert_register: bool = Field(True, description="`register`: a register reset or jump (import or export).")
+    alerts_topic_arn: str = Field(
+        "", description="SNS topic alert events are published to; empty: recorded in the outbox, not published."
+    )
+    alert_registry_refresh_s: float = Field(
+        300.0, ge=1, description="How often a shard's processor reloads the devices' thresholds from the registry."
     )
 
     # The KCL daemon.
@@ -121,6 +147,17 @@ class Settings(BaseSettings):
             self.anchor_window_s * 1000,
             self.late_window_s * 1000,
             self.silence_limit_s * 1000,
+        )
+
+    @cached_property
+    def alert_rules(self) -> AlertRules:
+        return AlertRules(
+            silence_ms=round(self.alert_silence_min * 60_000) or None,
+            power_limit_w=self.alert_power_w,
+            power_ms=round(self.alert_power_min * 60_000),
+            daily_budget_kwh=self.alert_daily_budget_kwh,
+            register=self.alert_register,
+            late_window_ms=self.late_window_s * 1000,
         )
 
     def endpoint(self, service: str) -> str | None:
