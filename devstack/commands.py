@@ -52,22 +52,27 @@ def local_aws(host: str, port: int, kinesis_port: int, log_dir: str | None) -> N
 
 @click.command()
 def init() -> None:
-    """Create the stream, the tables and the bucket (idempotent).
+    """Create the stream, the tables, the bucket and the alert topic (idempotent).
+
+    Prints `export WATTSTREAM_ALERTS_TOPIC_ARN=...` for the consumer.
 
     \b
     Examples:
       wattstream init
+      eval "$(wattstream init)"
       WATTSTREAM_SHARD_COUNT=4 wattstream init
     """
     from devstack.provision import provision
 
     settings = _settings()
-    provision(settings)
+    topic_arn = provision(settings)
     click.echo(
         f"stream {settings.stream_name} ({settings.shard_count} shards), tables {settings.aggregates_table} and "
-        f"{settings.state_table}, bucket {settings.raw_bucket}: ready",
+        f"{settings.state_table}, bucket {settings.raw_bucket}, alert topic {topic_arn}: ready",
         err=True,
     )
+    # On stdout, for `eval "$(wattstream init)"`: the consumer publishes alerts to this topic.
+    click.echo(f"export WATTSTREAM_ALERTS_TOPIC_ARN={topic_arn}")
 
 
 @click.command()

@@ -108,7 +108,8 @@ def run_demo(
         settings = Settings()
         from devstack.provision import provision
 
-        provision(settings)
+        # The consumer publishes alert events to the local topic.
+        env["WATTSTREAM_ALERTS_TOPIC_ARN"] = os.environ["WATTSTREAM_ALERTS_TOPIC_ARN"] = provision(settings)
 
         things = [f"box-{i:04d}" for i in range(1, devices + 1)]
         cert_dir = issue_certificates(work_dir / "certs", things)

@@ -1,4 +1,4 @@
-"""``wattstream init``: the stream, the two tables and the bucket, created idempotently.
+"""``wattstream init``: the stream, the two tables, the bucket and the alert topic, created idempotently.
 
 In AWS, Terraform (deploy/ecs) owns these; this is for the emulators and LocalStack.
 """
@@ -61,9 +61,23 @@ def create_bucket(s3: Any, name: str, region: str) -> None:
             raise
 
 
-def provision(settings: Settings) -> None:
+LOCAL_ALERTS_TOPIC = "wattstream-alerts"
+
+
+def create_topic(sns: Any, arn: str) -> str:
+    """The alert topic: the one ``arn`` names (created if missing), or ``wattstream-alerts``; its ARN."""
+    name = arn.rsplit(":", 1)[-1] if arn else LOCAL_ALERTS_TOPIC
+    attributes = {"FifoTopic": "true", "ContentBasedDeduplication": "false"} if name.endswith(".fifo") else {}
+    topic_arn = str(sns.create_topic(Name=name, Attributes=attributes)["TopicArn"])  # idempotent
+    log.info("topic_ready", topic_arn=topic_arn)
+    return topic_arn
+
+
+def provision(settings: Settings) -> str:
+    """Everything the consumer writes to; the alert topic's ARN (for WATTSTREAM_ALERTS_TOPIC_ARN)."""
     create_stream(settings.client("kinesis"), settings.stream_name, settings.shard_count)
     dynamodb = settings.client("dynamodb")
     create_table(dynamodb, settings.aggregates_table, [("device_id", "HASH"), ("bucket", "RANGE")])
     create_table(dynamodb, settings.state_table, [("shard_id", "HASH")])
     create_bucket(settings.client("s3"), settings.raw_bucket, settings.region)
+    return create_topic(settings.client("sns"), settings.alerts_topic_arn)

@@ -52,6 +52,8 @@ locals {
     WATTSTREAM_INITIAL_POSITION  = var.initial_position
     WATTSTREAM_KCL_METRICS_LEVEL = var.kcl_metrics_level
     WATTSTREAM_LOG_LEVEL         = var.log_level
+    # Device alert events (silent, power_high, budget, register) go to the alarm topic.
+    WATTSTREAM_ALERTS_TOPIC_ARN = aws_sns_topic.alarms.arn
     # Tasks have no stable name: each claims the lowest free worker slot and runs as slot-<k>,
     # so the task ECS starts in place of a dead one takes its leases back at once.
     WATTSTREAM_WORKER_ID = "slot"

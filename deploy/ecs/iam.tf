@@ -201,8 +201,17 @@ data "aws_iam_policy_document" "task" {
         "kinesis.${var.region}.amazonaws.com",
         "dynamodb.${var.region}.amazonaws.com",
         "s3.${var.region}.amazonaws.com",
+        # Alert events go to the KMS-encrypted alarm topic.
+        "sns.${var.region}.amazonaws.com",
       ]
     }
+  }
+
+  # Device alert events (README: Alerts), published by the record processors at each flush.
+  statement {
+    sid       = "PublishDeviceAlerts"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.alarms.arn]
   }
 
   statement {
