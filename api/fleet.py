@@ -71,9 +71,12 @@ def today(
     )
 
 
-def alert_states(client: Any, table: str, device_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]] | None:
-    """Each device's active alerts, or None while this build has no alerts to read (the page shows —)."""
-    return None
+def alert_states(client: Any, table: str, device_ids: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each device's active alerts (``sinks.alerts``: one small Query per device, never a Scan)."""
+    from sinks.alerts import active_alerts
+
+    found = active_alerts(client, table, list(device_ids))
+    return {device_id: [a.to_dict() for a in alerts] for device_id, alerts in found.items()}
 
 
 def last_seen(live: Mapping[str, Any] | None) -> str | None:

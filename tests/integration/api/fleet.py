@@ -108,7 +108,8 @@ def write(meters: list[Meter], settings: Settings, *, received_ms: int) -> None:
         )
         for i, (device_id, p) in enumerate(payloads)
     ]
-    proc = start(Settings(max_records=100_000, max_age_s=3600))
+    # Several batches: registry thresholds hold from the batch after the one that met the device.
+    proc = start(Settings(max_records=25, max_age_s=3600))
     done = Checkpointer()
     feed(proc, records, done)
     proc.shutdown_requested(type("S", (), {"checkpointer": done})())

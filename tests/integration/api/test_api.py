@@ -43,7 +43,8 @@ def fleet() -> list[Meter]:
             "Asia/Kolkata",
             NOW_MS - 30 * 3_600_000,
             NOW_MS - 10 * MINUTE_MS,
-            info=DeviceInfo("box-kolkata", "Asia/Kolkata", name="Pump", site="south"),
+            # A threshold below its draw: the consumer fires ``power_high`` for it, and only it.
+            info=DeviceInfo("box-kolkata", "Asia/Kolkata", name="Pump", site="south", power_limit_w=1.0),
         ),
         meter("box-loose", "UTC", NOW_MS - 3 * 3_600_000, NOW_MS - 2 * MINUTE_MS, info=None),
         Meter("box-idle", "Europe/London", DeviceInfo("box-idle", "Europe/London", site="north")),
@@ -209,9 +210,15 @@ def test_devices_lists_registry_and_live_view_with_today_and_pages(client, calls
         ).replace("+00:00", "Z")
         assert row["power_w"] == pytest.approx(m.last["power_w"])
     assert rows["box-berlin"]["today_completeness_pct"] < 100
-    assert rows["box-berlin"]["alerts"] is None  # no alerts reader in this build
-    # The registry Query, the live view in one BatchGetItem, per device two Queries and two GetItems.
-    assert used == Counter({"Query": 1 + 2 * 4, "BatchGetItem": 1, "GetItem": 2 * 4})
+    assert {d: [a["kind"] for a in row["alerts"]] for d, row in rows.items()} == {
+        "box-berlin": [],
+        "box-idle": [],
+        "box-kolkata": ["power_high"],
+        "box-loose": [],
+    }
+    # The registry Query, the live view in one BatchGetItem, per device two Queries and two
+    # GetItems, and one Query of its alerts.
+    assert used == Counter({"Query": 1 + 3 * 4, "BatchGetItem": 1, "GetItem": 2 * 4})
 
     first, _ = get(client, calls, "/devices", limit="3")
     second, _ = get(client, calls, "/devices", limit="3", cursor=first["next_cursor"])
@@ -244,7 +251,9 @@ def test_fleet_now_is_the_live_view(client, calls) -> None:
         assert row["hour_samples"] == m.received(hour, last + 1)
         assert row["power_w"] == pytest.approx(m.last["power_w"])
     assert rows["box-berlin"]["name"] == "Bakery" and rows["box-loose"]["name"] is None
-    assert used == Counter({"BatchGetItem": 2})  # the live view, then the page's registry entries
+    # The live view, the page's registry entries, then each device's alerts.
+    assert used == Counter({"BatchGetItem": 2, "Query": 3})
+    assert [a["kind"] for a in rows["box-kolkata"]["alerts"]] == ["power_high"] and rows["box-loose"]["alerts"] == []
 
 
 @pytest.mark.parametrize(
