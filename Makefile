@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-APT_PACKAGES := mosquitto mosquitto-clients prometheus docker-compose chromium
+APT_PACKAGES := mosquitto mosquitto-clients prometheus docker-compose chromium socat
 
 .PHONY: install demo test test-unit lint fuzz bench soak clean apt check-deploy
 
@@ -27,7 +27,8 @@ node_modules/.bin/kinesis-local: package.json
 api/static/vendor/uPlot.iife.min.js: node_modules/.bin/kinesis-local
 	npm run build --silent
 
-# Debian packages of the real servers the tests start (Mosquitto, Prometheus) and of the
+# Debian packages of the real servers the tests start (Mosquitto, Prometheus), of the pty pair
+# that carries P1 telegrams to the DSMR source (socat) and of the
 # browser the page test drives (Chromium); root installs
 # them, anyone else is told what is missing.
 apt:

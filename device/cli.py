@@ -166,6 +166,7 @@ def probe(url: str, device_id: str, timezone: str | None, timeout_s: float) -> N
     from device.spool import SpooledReading
     from readings.models import Message
 
+    configure_logging("WARNING")  # stdout holds the message only
     clock = WallClock()
     try:
         spec = parse_meter_url(url)

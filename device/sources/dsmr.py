@@ -216,11 +216,14 @@ class SerialLine:
     def __init__(self, opener: Callable[[], Any], reader: DsmrReader, *, clock_ms: Callable[[], int]) -> None:
         self.opener, self.reader, self.clock_ms = opener, reader, clock_ms
         self._stop = threading.Event()
+        self.port_open = threading.Event()
+        """Set while the port is open (tests write to the other end only then)."""
         self._thread = threading.Thread(target=self._run, name=f"dsmr:{reader.name}", daemon=True)
 
     def start(self) -> SerialLine:
         self._thread.start()
         self.reader.meter.on_close(self.stop)
+        self.reader.meter.transport = self
         return self
 
     def stop(self) -> None:
@@ -235,6 +238,7 @@ class SerialLine:
                 self.reader.meter.fail(MeterError("connection", f"{self.reader.name}: {exc}"), self.clock_ms())
                 self._stop.wait(2.0)
                 continue
+            self.port_open.set()
             try:
                 while not self._stop.is_set():
                     chunk = port.read(4096)
@@ -244,6 +248,7 @@ class SerialLine:
                 log.warning("dsmr_port_failed", meter=self.reader.name, error=str(exc)[:200])
                 self._stop.wait(2.0)
             finally:
+                self.port_open.clear()
                 try:
                     port.close()
                 except Exception:  # noqa: BLE001, S110 - closing a port that already failed

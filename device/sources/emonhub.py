@@ -99,7 +99,7 @@ class EmonhubNode:
                 if key and doc.get(key) is not None
             }
             stamp = doc.get("time")
-            device_ms = None if stamp is None else int(number(stamp, f"{topic}.time") * 1000)
+            device_ms = None if stamp is None else round(number(stamp, f"{topic}.time") * 1000)
             ts_ms = believed_ms(device_ms, received_ms, max_skew_s=self.max_skew_s, source=self.name)
             return self._sample(values, ts_ms)
         if not topic.startswith(self.prefix + "/"):

@@ -56,6 +56,8 @@ class PushedMeter:
         self.offered = 0
         self.failed = 0
         self._closers: list[Callable[[], None]] = []
+        self.transport: Any = None
+        """What feeds this meter (``MqttFeed``, the DSMR ``SerialLine``), for tests and diagnostics."""
 
     def offer(self, sample: Sample, received_ms: int) -> None:
         with self._lock:
@@ -128,6 +130,8 @@ class MqttFeed:
         self.broker, self.topics, self.handler, self.meter = broker, topics, handler, meter
         self.clock_ms, self.max_bytes = clock_ms, max_bytes
         self.connected = threading.Event()
+        self.subscribed = threading.Event()
+        """Set once the broker acknowledged the subscriptions of the current connection."""
         client_id = f"wattstream-{uuid.uuid4().hex[:12]}"
         self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
         if broker.username is not None:
@@ -138,11 +142,13 @@ class MqttFeed:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
 
     def start(self) -> MqttFeed:
         self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
         self.client.loop_start()
         self.meter.on_close(self.stop)
+        self.meter.transport = self
         return self
 
     def stop(self) -> None:
@@ -155,13 +161,16 @@ class MqttFeed:
         if getattr(reason, "is_failure", False):
             log.warning("meter_broker_refused", meter=self.meter.name, reason=str(reason))
             return
-        for topic in self.topics:
-            client.subscribe(topic, qos=0)
+        client.subscribe([(topic, 0) for topic in self.topics])
         self.connected.set()
         log.info("meter_broker_connected", meter=self.meter.name, host=self.broker.host, topics=self.topics)
 
+    def _on_subscribe(self, client: Any, userdata: Any, mid: Any, reasons: Any, properties: Any) -> None:
+        self.subscribed.set()
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any) -> None:
         self.connected.clear()
+        self.subscribed.clear()
         log.warning("meter_broker_disconnected", meter=self.meter.name, reason=str(reason))
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:

@@ -219,7 +219,7 @@ class ShellyMqttState:
                 raise MeterError("garbage", f"{topic}: params is not an object")
             stamp = params.get("ts")
             if stamp is not None:
-                ts_ms = int(number(stamp, "params.ts") * 1000)
+                ts_ms = round(number(stamp, "params.ts") * 1000)
             touched = [self._merge(key, value) for key, value in params.items() if key != "ts"]
         elif topic.startswith(f"{self.prefix}/status/"):
             component = topic[len(self.prefix) + len("/status/") :]
