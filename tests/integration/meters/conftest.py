@@ -22,11 +22,14 @@ import shutil
 import ssl
 import subprocess
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import BinaryIO
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -34,11 +37,14 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from device import certs
 from device.certs import CertLayout
+from device.sources.dsmr import crc16
 from devstack import broker as broker_lib
 from devstack.net import free_port, wait_for_port
+from devstack.stack import ChildProcess, wattstream_command
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "meters"
 THINGS = ("meter-shelly", "meter-tasmota", "meter-dsmr", "meter-z2m", "meter-emon")
+AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
 pytestmark = pytest.mark.integration
 
@@ -269,3 +275,135 @@ def published(wattstream_broker: broker_lib.Broker, meter_certs: Path) -> Iterat
     yield out
     client.disconnect()
     client.loop_stop()
+
+
+# --- one box, three meters -------------------------------------------------------------------------
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def dsmr_telegram(import_t1_kwh: float, stamp_ms: int, *, crc_ok: bool = True) -> bytes:
+    """A DSMR 5 telegram of the fixture's meter with its tariff-1 import register and time replaced."""
+    local = datetime.fromtimestamp(stamp_ms / 1000, AMSTERDAM)
+    season = "S" if local.utcoffset() == timedelta(hours=2) else "W"
+    body = (FIXTURES / "dsmr/dsmr5_iskra_am550.txt").read_bytes().split(b"!")[0] + b"!"
+    body = body.replace(
+        b"0-0:1.0.0(170102192002W)", b"0-0:1.0.0(%s%s)" % (local.strftime("%y%m%d%H%M%S").encode(), season.encode())
+    )
+    body = body.replace(b"1-0:1.8.1(000004.426*kWh)", b"1-0:1.8.1(%010.3f*kWh)" % import_t1_kwh)
+    crc = crc16(body) if crc_ok else crc16(body) ^ 0x0101
+    return body + b"%04X\r\n" % crc
+
+
+@dataclass
+class Household:
+    """One box reading a Shelly (HTTP), a Tasmota (MQTT) and a DSMR meter (P1), each its own thing.
+
+    ``step(i)`` moves every meter's register; ``offered`` keeps every register value each thing's
+    meter ever showed, in Wh, which is all the box may publish. Device clocks (Tasmota's Time, the
+    telegram's 0-0:1.0.0) tick one second per step from a minute ago, so they are recent, distinct
+    and never in the future.
+    """
+
+    device_http: DeviceHttp
+    lan_port: int
+    publish: Callable[[str, bytes], None]
+    pty: PtyPair
+    offered: dict[str, list[float]] = field(default_factory=dict)
+    clock_base_ms: int = field(default_factory=lambda: _now_ms() // 1000 * 1000 - 60_000)
+    things: tuple[str, str, str] = ("meter-shelly", "meter-tasmota", "meter-dsmr")
+    last_sent: tuple[bytes, bytes] = (b"", b"")
+
+    def meter_args(self) -> list[str]:
+        shelly, tasmota, p1 = self.things
+        return [
+            "--meter",
+            f"shelly+{self.device_http.base}#thing={shelly}&gen=2",
+            "--meter",
+            f"tasmota+mqtt://127.0.0.1:{self.lan_port}/plug-kitchen#thing={tasmota}",
+            "--meter",
+            f"dsmr+serial://{self.pty.meter_end}#thing={p1}",
+            "--timezone",
+            "Europe/Amsterdam",
+        ]
+
+    def registers(self, i: int) -> tuple[float, float, float]:
+        """(Shelly Wh, Tasmota kWh, DSMR tariff-1 kWh) at step i."""
+        return 18236.472 + 1.5 * i, round(3.705 + 0.002 * i, 3), round(4.426 + 0.003 * i, 3)
+
+    def step(self, i: int) -> None:
+        shelly_wh, tasmota_kwh, t1_kwh = self.registers(i)
+        stamp_ms = self.clock_base_ms + 1000 * i
+        status = json.loads((FIXTURES / "shelly/plus1pm_getstatus.json").read_text())
+        status["switch:0"]["aenergy"]["total"] = shelly_wh
+        self.device_http.serve("/rpc/Shelly.GetStatus", json.dumps(status).encode())
+        local = datetime.fromtimestamp(stamp_ms / 1000, AMSTERDAM).strftime("%Y-%m-%dT%H:%M:%S")
+        sensor = {"Time": local, "ENERGY": {"Total": tasmota_kwh, "Power": 120, "Voltage": 231, "Current": 0.52}}
+        self.last_sent = (json.dumps(sensor).encode(), dsmr_telegram(t1_kwh, stamp_ms))
+        self.resend()
+        shelly, tasmota, p1 = self.things
+        self.offered.setdefault(shelly, []).append(round(shelly_wh, 3))
+        self.offered.setdefault(tasmota, []).append(round(tasmota_kwh * 1000, 3))
+        self.offered.setdefault(p1, []).append(round((t1_kwh + 2.399) * 1000, 3))
+
+    def resend(self) -> None:
+        """Send the step's Tasmota message and telegram again, as the devices do every period.
+
+        A message sent before the box subscribed (or opened the port) is lost, as on a LAN; the
+        repeats carry the same device time, so the box never makes a second reading of one.
+        """
+        sensor, telegram = self.last_sent
+        self.publish("tele/plug-kitchen/SENSOR", sensor)
+        self.pty.write(telegram)
+
+    def bad_telegram(self, i: int) -> float:
+        """A telegram with a wrong CRC whose register no reading may carry; returns that register in Wh."""
+        t1_kwh = 999.999
+        self.pty.write(dsmr_telegram(t1_kwh, self.clock_base_ms + 1000 * i + 500, crc_ok=False))
+        return round((t1_kwh + 2.399) * 1000, 3)
+
+
+@pytest.fixture
+def household(device_http, lan_broker, lan_publish, pty_pair, fixture_bytes) -> Household:
+    device_http.serve("/shelly", fixture_bytes("shelly/gen2_shelly.json"))
+    return Household(device_http, lan_broker.port, lan_publish, pty_pair)
+
+
+def box_command(household: Household, broker_port: int, cert_dir: Path) -> list[str]:
+    return wattstream_command(
+        "device",
+        "run",
+        *household.meter_args(),
+        "--broker-port",
+        str(broker_port),
+        "--cert-dir",
+        str(cert_dir),
+    )
+
+
+@pytest.fixture
+def box_env(tmp_path: Path) -> dict[str, str]:
+    return {
+        "PYTHONPATH": str(Path(__file__).resolve().parents[3]),
+        "WATTSTREAM_DEVICE_READ_INTERVAL_S": "0.2",
+        "WATTSTREAM_DEVICE_MAX_WAIT_S": "0.5",
+        "WATTSTREAM_DEVICE_SPOOL_PATH": str(tmp_path / "spool" / "box.db"),
+        "WATTSTREAM_DEVICE_SPOOL_SYNCHRONOUS": "NORMAL",
+        "WATTSTREAM_DEVICE_RECONNECT_MAX_S": "2",
+    }
+
+
+@pytest.fixture
+def start_box(tmp_path: Path, box_env: dict[str, str]) -> Iterator[Callable[..., ChildProcess]]:
+    started: list[ChildProcess] = []
+
+    def start(household: Household, broker_port: int, cert_dir: Path) -> ChildProcess:
+        box = ChildProcess(box_command(household, broker_port, cert_dir), box_env, tmp_path / "box.log")
+        started.append(box.start())
+        return box
+
+    yield start
+    for box in started:
+        box.stop()
