@@ -1,13 +1,13 @@
 """Meter sources for the meters people already own, each a ``MeterSource`` of one family.
 
-| family        | module                      | transports          | register(s) read                                  |
-|---------------|-----------------------------|---------------------|---------------------------------------------------|
-| ``shelly``    | ``device.sources.shelly``   | http(s), mqtt(s)    | ``aenergy.total`` Wh, Pro 3EM ``emdata`` Wh, Gen1 |
-| ``tasmota``   | ``device.sources.tasmota``  | mqtt(s), http(s)    | ``ENERGY.Total`` kWh                              |
-| ``zigbee2mqtt``| ``device.sources.zigbee2mqtt`` | mqtt(s)          | ``energy`` kWh                                    |
-| ``emonhub``   | ``device.sources.emonhub``  | mqtt(s)             | ``E1``… Wh                                        |
-| ``dsmr``      | ``device.sources.dsmr``     | serial, tcp         | OBIS 1.8.1 + 1.8.2 / 2.8.1 + 2.8.2                |
-| ``sdm630``    | ``device.modbus``           | tcp, rtu            | input registers 0x0048 / 0x004A kWh               |
+| family        | module                          | transports        | register(s) read                                |
+|---------------|---------------------------------|-------------------|-------------------------------------------------|
+| ``shelly``      | ``device.sources.shelly``       | http(s), mqtt(s)  | ``aenergy.total`` Wh, ``emdata:0`` Wh, Gen1 W·min |
+| ``tasmota``     | ``device.sources.tasmota``      | mqtt(s), http(s)  | ``ENERGY.Total`` kWh                              |
+| ``zigbee2mqtt`` | ``device.sources.zigbee2mqtt``  | mqtt(s)           | ``energy`` kWh                                    |
+| ``emonhub``     | ``device.sources.emonhub``      | mqtt(s)           | ``E1``… Wh                                        |
+| ``dsmr``        | ``device.sources.dsmr``         | serial, tcp       | OBIS 1.8.1 + 1.8.2 / 2.8.1 + 2.8.2                |
+| ``sdm630``      | ``device.modbus``               | tcp, rtu          | input registers 0x0048 / 0x004A kWh               |
 
 Each module's docstring names the documented payload it follows. What every source guarantees:
 registers in Wh (converted from the device's unit), import in ``energy_wh`` and export in

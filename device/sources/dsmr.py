@@ -39,7 +39,7 @@ from typing import Any
 import structlog
 
 from device import metrics
-from device.meters import MeterError
+from device.meters import MeterError, MeterSource
 from device.sources.document import RegisterWatch, checked_sample
 from device.sources.feed import PushedMeter
 from device.sources.spec import MeterSpec
@@ -255,7 +255,7 @@ class SerialLine:
                     pass
 
 
-def build(spec: MeterSpec, *, clock_ms: Callable[[], int], **_: Any) -> Any:
+def build(spec: MeterSpec, *, clock_ms: Callable[[], int], **_: Any) -> MeterSource:
     """The source of ``dsmr+serial:///dev/ttyUSB0`` or ``dsmr+tcp://host:port``."""
     import serial
 

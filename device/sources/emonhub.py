@@ -25,9 +25,8 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
 
-from device.meters import MeterError
+from device.meters import MeterError, MeterSource
 from device.sources.clock import DEFAULT_MAX_SKEW_S, believed_ms
 from device.sources.document import RegisterWatch, checked_sample, decode_json, number
 from device.sources.feed import BrokerAddress, MqttFeed, PushedMeter
@@ -113,7 +112,7 @@ class EmonhubNode:
         return self._sample(self.latest, received_ms)
 
 
-def build(spec: MeterSpec, *, clock_ms: Callable[[], int], broker: Callable[[MeterSpec], BrokerAddress]) -> Any:
+def build(spec: MeterSpec, *, clock_ms: Callable[[], int], broker: Callable[[MeterSpec], BrokerAddress]) -> MeterSource:
     """The source of ``emonhub+mqtt(s)://broker/<node>``."""
     node = spec.path()
     if not node or "/" in node or "+" in node or "#" in node:

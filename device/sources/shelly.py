@@ -43,7 +43,7 @@ from typing import Any
 
 import structlog
 
-from device.meters import MeterError
+from device.meters import MeterError, MeterSource
 from device.sources.document import RegisterWatch, checked_sample, decode_json, member, number, optional_number
 from device.sources.feed import BrokerAddress, MqttFeed, PushedMeter
 from device.sources.http import get_json
@@ -242,7 +242,7 @@ class ShellyMqttState:
         return sample
 
 
-def build(spec: MeterSpec, *, clock_ms: Callable[[], int], broker: Callable[[MeterSpec], BrokerAddress]) -> Any:
+def build(spec: MeterSpec, *, clock_ms: Callable[[], int], broker: Callable[[MeterSpec], BrokerAddress]) -> MeterSource:
     """The source of a ``shelly+http(s)://host`` or ``shelly+mqtt(s)://broker/<prefix>`` spec."""
     channel_text = spec.options.get("channel")
     channel = None if channel_text is None else spec.int_option("channel", 0)

@@ -8,7 +8,7 @@ box needs to know about it, as ``key=value`` pairs joined by ``&``, ``thing`` fi
     shelly+mqtt://broker.lan/shellyplus1pm-a8032ab12345#thing=box-9
     tasmota+mqtt://user:pass@broker.lan:1883/plug-kitchen#thing=box-10&tz=Europe/Amsterdam
     tasmota+http://10.0.0.7#thing=box-11
-    zigbee2mqtt+mqtt://broker.lan/Washing machine plug#thing=box-12
+    zigbee2mqtt+mqtt://broker.lan/Washing%20machine#thing=box-12
     emonhub+mqtt://emonpi.lan/emontx4#thing=box-13&energy=E1&power=P1
     dsmr+serial:///dev/ttyUSB0#thing=box-14
     dsmr+tcp://10.0.0.8:2001#thing=box-15

@@ -35,7 +35,7 @@ from datetime import tzinfo
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
-from device.meters import MeterError
+from device.meters import MeterError, MeterSource
 from device.sources.clock import DEFAULT_MAX_SKEW_S, believed_ms, local_iso_ms, zone
 from device.sources.document import RegisterWatch, checked_sample, decode_json, number
 from device.sources.feed import BrokerAddress, MqttFeed, PushedMeter
@@ -161,7 +161,7 @@ def status_url(base: str) -> str:
     return urlunsplit((parts.scheme, netloc, parts.path.rstrip("/") + "/cm", query, ""))
 
 
-def build(spec: MeterSpec, *, clock_ms: Callable[[], int], broker: Callable[[MeterSpec], BrokerAddress]) -> Any:
+def build(spec: MeterSpec, *, clock_ms: Callable[[], int], broker: Callable[[MeterSpec], BrokerAddress]) -> MeterSource:
     """The source of ``tasmota+http(s)://host`` or ``tasmota+mqtt(s)://broker/<topic>``."""
     channel = None if "channel" not in spec.options else spec.int_option("channel", 1)
     if spec.transport in ("http", "https"):

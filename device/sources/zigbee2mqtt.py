@@ -26,6 +26,7 @@ from collections.abc import Callable
 from datetime import UTC
 from typing import Any
 
+from device.meters import MeterSource
 from device.sources.clock import DEFAULT_MAX_SKEW_S, believed_ms, local_iso_ms, zone
 from device.sources.document import RegisterWatch, checked_sample, decode_json, number, optional_number
 from device.sources.feed import BrokerAddress, MqttFeed, PushedMeter
@@ -76,7 +77,7 @@ class Zigbee2MqttDevice:
         return sample
 
 
-def build(spec: MeterSpec, *, clock_ms: Callable[[], int], broker: Callable[[MeterSpec], BrokerAddress]) -> Any:
+def build(spec: MeterSpec, *, clock_ms: Callable[[], int], broker: Callable[[MeterSpec], BrokerAddress]) -> MeterSource:
     """The source of ``zigbee2mqtt+mqtt(s)://broker/<friendly name>``."""
     name = spec.path()
     if not name:
