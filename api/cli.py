@@ -7,7 +7,14 @@ import click
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every one).")
-@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option(
+    "--port",
+    default=8080,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    envvar="WATTSTREAM_API_PORT",
+    help="TCP port (or WATTSTREAM_API_PORT).",
+)
 def serve(host: str, port: int) -> None:
     """Serve the read-only HTTP API (JSON or CSV) and the fleet page.
 

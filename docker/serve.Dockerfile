@@ -30,9 +30,9 @@ FROM ${PYTHON_IMAGE}
 RUN groupadd --system --gid 10001 wattstream \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --shell /usr/sbin/nologin wattstream
 COPY --from=build /opt/wattstream /opt/wattstream
-ENV PATH=/opt/wattstream/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
+ENV PATH=/opt/wattstream/bin:$PATH PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1 WATTSTREAM_API_PORT=8080
 USER 10001:10001
 EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-  CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://localhost:8080/health', timeout=3)"]
-CMD ["wattstream", "serve", "--host", "0.0.0.0", "--port", "8080"]
+  CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://localhost:%s/health' % os.environ.get('WATTSTREAM_API_PORT', '8080'), timeout=3)"]
+CMD ["wattstream", "serve", "--host", "0.0.0.0"]

@@ -9,8 +9,11 @@ ports moved to free ports, and the AWS endpoints replaced by the test's emulator
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,11 +130,19 @@ def our_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: svc for name, svc in compose["services"].items() if dockerfile_of(svc)}
 
 
+_VARIABLE = re.compile(r"\$\{(\w+)(?::?-([^}]*))?\}")
+
+
+def interpolate(text: str, variables: Mapping[str, str]) -> str:
+    """Compose's ``${NAME}`` and ``${NAME:-default}`` in a value, from ``variables``."""
+    return _VARIABLE.sub(lambda m: variables.get(m.group(1)) or (m.group(2) or ""), text)
+
+
 def service_environment(service: dict[str, Any]) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):
         env = dict(item.split("=", 1) for item in env)
-    return {k: "" if v is None else str(v) for k, v in env.items()}
+    return {k: "" if v is None else interpolate(str(v), os.environ) for k, v in env.items()}
 
 
 def volume_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import urllib.error
@@ -58,13 +59,13 @@ def test_compose_services_run_natively(aws_env: dict[str, str], tmp_path: Path, 
         pytest.skip("mosquitto is not installed (apt-get install -y mosquitto)")
     compose = load_compose()
     ours = our_services(compose)
-    assert set(ours) == {"init", "certs", "bridge", "consumer", "devices"}
+    assert set(ours) == {"init", "certs", "bridge", "consumer", "serve", "devices"}
 
     suffix = uuid.uuid4().hex[:8]
-    broker_port, consumer_port, bridge_port = free_port(), free_port(), free_port()
+    broker_port, consumer_port, bridge_port, serve_port = free_port(), free_port(), free_port(), free_port()
     rewrite = NativeRewrite(
         volumes_root=tmp_path / "volumes",
-        ports={8883: broker_port, 9108: consumer_port, 9109: bridge_port},
+        ports={8883: broker_port, 9108: consumer_port, 9109: bridge_port, 8080: serve_port},
         # The broker certificate names 127.0.0.1 too, so TLS host-name checks still pass.
         hosts={"mosquitto": "127.0.0.1"},
         aws_env=aws_env,
@@ -134,6 +135,28 @@ def test_compose_services_run_natively(aws_env: dict[str, str], tmp_path: Path, 
     ), consumer.tail()
     for started in (consumer, bridge, devices, broker):
         assert started.proc.poll() is None, f"{started.name} exited:\n{started.tail()}"
+
+    # serve: the API over what the consumer stored, and its image's HEALTHCHECK.
+    serve = processes.start("serve", *native["serve"])
+    fleet_url = f"http://127.0.0.1:{serve_port}/fleet/now"
+    assert wait_for(lambda: metrics_up(fleet_url) or serve.proc.poll() is not None, 60), serve.tail()
+    assert wait_for(
+        lambda: bool(json.loads(urllib.request.urlopen(fleet_url, timeout=5).read())["devices"]),  # noqa: S310 - loopback
+        60,
+        1,
+    ), serve.tail()
+    serve_health = image_healthcheck(dockerfile_of(ours["serve"]))
+    serve_check = subprocess.run(
+        rewrite.command({**ours["serve"], "command": serve_health}),
+        env=native["serve"][1],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert serve_check.returncode == 0, serve_check.stderr
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it so the exit status tells how it ended.
+    assert processes.stop(serve, timeout_s=20) in (0, -signal.SIGTERM), serve.tail()
+    assert "Traceback" not in serve.tail(200_000), serve.tail()
 
     # The image's HEALTHCHECK, pointed at this consumer, passes.
     health = image_healthcheck(dockerfile_of(ours["consumer"]))

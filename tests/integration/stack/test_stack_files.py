@@ -32,6 +32,7 @@ pytestmark = pytest.mark.integration
 
 CONSUMER_DOCKERFILE = REPO / "docker" / "consumer.Dockerfile"
 DEVICE_DOCKERFILE = REPO / "docker" / "device.Dockerfile"
+SERVE_DOCKERFILE = REPO / "docker" / "serve.Dockerfile"
 
 
 def compose_validator() -> list[str] | None:
@@ -175,7 +176,14 @@ def _dockerignore_excludes(path: str, patterns: list[str]) -> bool:
     return excluded
 
 
-@pytest.mark.parametrize("dockerfile", [CONSUMER_DOCKERFILE, DEVICE_DOCKERFILE], ids=lambda p: p.name)
+def _build_stage(dockerfile: Path) -> list:
+    """The stage that installs the package (the serve image builds its chart files first)."""
+    return next(
+        s for s in dockerfile_stages(dockerfile) if any("pip install" in i.args for i in s if i.keyword == "RUN")
+    )
+
+
+@pytest.mark.parametrize("dockerfile", [CONSUMER_DOCKERFILE, DEVICE_DOCKERFILE, SERVE_DOCKERFILE], ids=lambda p: p.name)
 def test_build_context_builds_the_package(dockerfile: Path, tmp_path: Path) -> None:
     """What the build stage COPYs, filtered by .dockerignore, is enough to build the package."""
     patterns = [
@@ -184,7 +192,7 @@ def test_build_context_builds_the_package(dockerfile: Path, tmp_path: Path) -> N
         if line.strip() and not line.startswith("#")
     ]
     context = tmp_path / "context"
-    for ins in dockerfile_stages(dockerfile)[0]:
+    for ins in _build_stage(dockerfile):
         if ins.keyword != "COPY" or ins.args.startswith("--from"):
             continue
         *sources, dest = ins.args.split()
@@ -215,16 +223,19 @@ def test_build_context_builds_the_package(dockerfile: Path, tmp_path: Path) -> N
     own = {
         "consumer.Dockerfile": ("readings", "batcher", "sinks", "consumer"),
         "device.Dockerfile": ("readings", "batcher", "sinks", "consumer", "device", "bridge"),
+        "serve.Dockerfile": ("readings", "batcher", "sinks", "consumer", "api"),
     }[dockerfile.name]
     packages = {n.split("/", 1)[0] for n in names if n.endswith("/__init__.py")}
     assert packages == set(own), packages
     assert not any(n.startswith("devstack/") for n in names)
     assert "consumer/resources/kcl-pom.xml" in names, "the KCL pom and logback config"
     # Installed with the image's extra only: its dependencies, nothing of the other image's.
-    install = " ".join(
-        i.args for i in dockerfile_stages(dockerfile)[0] if i.keyword == "RUN" and "pip install" in i.args
-    )
-    extra = {"consumer.Dockerfile": "'.[consumer]'", "device.Dockerfile": "'.[device]'"}[dockerfile.name]
+    install = " ".join(i.args for i in _build_stage(dockerfile) if i.keyword == "RUN" and "pip install" in i.args)
+    extra = {
+        "consumer.Dockerfile": "'.[consumer]'",
+        "device.Dockerfile": "'.[device]'",
+        "serve.Dockerfile": "'.[api]'",
+    }[dockerfile.name]
     assert extra in install, install
 
 
