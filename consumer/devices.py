@@ -38,7 +38,9 @@ def _entry_options(f: Callable[..., Any]) -> Callable[..., Any]:
             "--tag", "tags", multiple=True, help="A tag (no spaces or commas, up to 64 characters); repeatable."
         ),
         click.option("--power-limit-w", type=float, help="Alert threshold on power, in W."),
-        click.option("--daily-budget-kwh", type=float, help="Alert threshold on a UTC day's energy, in kWh (the budget alert)."),
+        click.option(
+            "--daily-budget-kwh", type=float, help="Alert threshold on a UTC day's energy, in kWh (the budget alert)."
+        ),
     ]
     for option in reversed(options):
         f = option(f)
