@@ -136,6 +136,12 @@ def test_compose_services_run_natively(aws_env: dict[str, str], tmp_path: Path, 
     for started in (consumer, bridge, devices, broker):
         assert started.proc.poll() is None, f"{started.name} exited:\n{started.tail()}"
 
+    def healthcheck(name: str) -> subprocess.CompletedProcess[str]:
+        """The HEALTHCHECK of the service's image, run natively against the service."""
+        command = image_healthcheck(dockerfile_of(ours[name]))
+        argv, env = rewrite.command({**ours[name], "command": command}), native[name][1]
+        return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30)
+
     # serve: the API over what the consumer stored, and its image's HEALTHCHECK.
     serve = processes.start("serve", *native["serve"])
     fleet_url = f"http://127.0.0.1:{serve_port}/fleet/now"
@@ -145,28 +151,14 @@ def test_compose_services_run_natively(aws_env: dict[str, str], tmp_path: Path, 
         60,
         1,
     ), serve.tail()
-    serve_health = image_healthcheck(dockerfile_of(ours["serve"]))
-    serve_check = subprocess.run(
-        rewrite.command({**ours["serve"], "command": serve_health}),
-        env=native["serve"][1],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    serve_check = healthcheck("serve")
     assert serve_check.returncode == 0, serve_check.stderr
     # uvicorn shuts down gracefully on SIGTERM, then re-raises it so the exit status tells how it ended.
     assert processes.stop(serve, timeout_s=20) in (0, -signal.SIGTERM), serve.tail()
     assert "Traceback" not in serve.tail(200_000), serve.tail()
 
     # The image's HEALTHCHECK, pointed at this consumer, passes.
-    health = image_healthcheck(dockerfile_of(ours["consumer"]))
-    check = subprocess.run(
-        rewrite.command({**ours["consumer"], "command": health}),
-        env=native["consumer"][1],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    check = healthcheck("consumer")
     assert check.returncode == 0, check.stderr
 
     # `docker stop`: SIGTERM to each; all stop cleanly (the consumer after flushing).
@@ -178,13 +170,7 @@ def test_compose_services_run_natively(aws_env: dict[str, str], tmp_path: Path, 
     assert "shutdown_flushed" in consumer.tail(500_000) or "batch_flushed" in consumer.tail(500_000)
     processes.stop(broker, timeout_s=10)
     # With the consumer gone, the health check fails.
-    failed = subprocess.run(
-        rewrite.command({**ours["consumer"], "command": health}),
-        env=native["consumer"][1],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    failed = healthcheck("consumer")
     assert failed.returncode != 0
 
 
