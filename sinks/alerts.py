@@ -55,7 +55,7 @@ from batcher.alerts import REGISTER, AlertEvent
 from readings.errors import ConditionFailedError, FencedError, SinkError
 from readings.models import to_rfc3339
 from sinks.aggregates import BATCH, WRITER, Writer
-from sinks.dynamo import batch_get, decode_item, encode_item, with_retries
+from sinks.dynamo import batch_get, decode_item, encode_item, query_items, with_retries
 
 ALERTS_PARTITION = "alerts#"
 PENDING = "pending"
@@ -342,10 +342,4 @@ def _query(client: Any, table: str, device_id: str | None, consistent: bool) -> 
         kwargs["KeyConditionExpression"] += " AND begins_with(#b, :d)"
         kwargs["ExpressionAttributeNames"] = {"#b": "bucket"}
         kwargs["ExpressionAttributeValues"][":d"] = {"S": f"a#{device_id}#"}
-    out: list[dict[str, Any]] = []
-    while True:
-        response = with_retries(lambda: client.query(**kwargs), what="Query alerts")
-        out.extend(decode_item(raw) for raw in response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            return out
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+    return query_items(client, what="Query alerts", **kwargs)

@@ -92,6 +92,17 @@ def with_retries(call: Callable[[], T], *, what: str, attempts: int = 8, base_s:
     raise AssertionError("unreachable")
 
 
+def query_items(client: Any, *, what: str, **kwargs: Any) -> list[dict[str, Any]]:
+    """Every item a Query returns, decoded, over all its pages (``kwargs`` as for ``client.query``)."""
+    items: list[dict[str, Any]] = []
+    while True:
+        response = with_retries(lambda: client.query(**kwargs), what=what)
+        items.extend(decode_item(raw) for raw in response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return items
+        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
 def batch_get(
     client: Any, table: str, keys: Iterable[Mapping[str, str]], *, attempts: int = 10
 ) -> dict[tuple[str, str], dict[str, Any]]:

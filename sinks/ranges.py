@@ -24,7 +24,8 @@ from botocore.exceptions import ClientError
 from batcher.buckets import day_key, hour_key
 from readings.errors import ConditionFailedError, SinkError
 from sinks.aggregates import BATCH, WRITER
-from sinks.dynamo import decode_item, encode_item, with_retries
+from sinks.dynamo import encode_item, with_retries
+from sinks.read import bucket_range
 
 DAY_MS = 86_400_000
 
@@ -125,25 +126,12 @@ class BucketRanges:
         return ReplaceResult(written=1, consumed_wcu=units)
 
     def _query(self, device_id: str, low: str, high: str) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "KeyConditionExpression": "device_id = :d AND #b BETWEEN :lo AND :hi",
-            "ExpressionAttributeNames": {"#b": "bucket"},
-            "ExpressionAttributeValues": {":d": {"S": device_id}, ":lo": {"S": low}, ":hi": {"S": high}},
-            "ConsistentRead": True,
-        }
-        while True:
-            try:
-                response = with_retries(lambda: self._client.query(**kwargs), what=f"Query {self.table}")
-            except SinkError as exc:
-                if _missing_table(exc):
-                    return []  # a comparison table not created yet holds nothing
-                raise
-            items.extend(decode_item(raw) for raw in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return items
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        try:
+            return bucket_range(self._client, self.table, device_id, low, high)
+        except SinkError as exc:
+            if _missing_table(exc):
+                return []  # a comparison table not created yet holds nothing
+            raise
 
 
 def _missing_table(exc: SinkError) -> bool:

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from batcher.buckets import QUARTER_MS, BucketAggregate, Quarter, day_key, hour_key
 from batcher.ledger import bucket_start_ms
-from sinks.dynamo import batch_get, decode_item, with_retries
+from sinks.dynamo import batch_get, decode_item, query_items, with_retries
 from sinks.intervals import slots, sum_quarters
 from sinks.live import LIVE_BUCKET, attr_device, device_attr, group_of, live_key, parse_entry
 
@@ -118,9 +118,9 @@ def read_intervals(
 ) -> list[Interval]:
     """The device's intervals starting in [start_ms, end_ms), in time order; no-data ones omitted."""
     first_hour = start_ms - start_ms % (DAY_MS if every == "1d" else HOUR_MS)
-    items = _query(client, table, device_id, "h#", hour_key(first_hour), hour_key(end_ms + DAY_MS))
+    items = bucket_range(client, table, device_id, hour_key(first_hour), hour_key(end_ms + DAY_MS))
     if every == "1d":
-        items += _query(client, table, device_id, "d#", day_key(first_hour), day_key(end_ms))
+        items += bucket_range(client, table, device_id, day_key(first_hour), day_key(end_ms))
     live = live_values(client, table, device_id, live_groups=live_groups)
     if live is not None:
         items.append(live)
@@ -199,7 +199,7 @@ def read_quarters(
     then estimates (their silence is the whole quarter, so their quality is ``E``).
     """
     first_hour = start_ms - start_ms % HOUR_MS
-    items = _query(client, table, device_id, "h#", hour_key(first_hour), hour_key(max(first_hour, end_ms - 1)))
+    items = bucket_range(client, table, device_id, hour_key(first_hour), hour_key(max(first_hour, end_ms - 1)))
     hours: dict[int, BucketAggregate] = {
         bucket_start_ms(item["bucket"]): BucketAggregate.from_dict(item) for item in items
     }
@@ -262,21 +262,17 @@ def live_devices(client: Any, table: str, *, live_groups: int) -> dict[str, dict
     return dict(sorted(out.items()))
 
 
-def _query(client: Any, table: str, device_id: str, prefix: str, low: str, high: str) -> list[dict[str, Any]]:
-    items: list[dict[str, Any]] = []
-    kwargs: dict[str, Any] = {
-        "TableName": table,
-        "KeyConditionExpression": "device_id = :d AND #b BETWEEN :lo AND :hi",
-        "ExpressionAttributeNames": {"#b": "bucket"},
-        "ExpressionAttributeValues": {":d": {"S": device_id}, ":lo": {"S": low}, ":hi": {"S": high}},
-        "ConsistentRead": True,
-    }
-    while True:
-        response = with_retries(lambda: client.query(**kwargs), what="Query aggregates")
-        items.extend(decode_item(raw) for raw in response.get("Items", []))
-        if "LastEvaluatedKey" not in response:
-            return items
-        kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+def bucket_range(client: Any, table: str, device_id: str, low: str, high: str) -> list[dict[str, Any]]:
+    """The device's items with ``low <= bucket <= high``, decoded (one paginated, consistent Query)."""
+    return query_items(
+        client,
+        what=f"Query {table}",
+        TableName=table,
+        KeyConditionExpression="device_id = :d AND #b BETWEEN :lo AND :hi",
+        ExpressionAttributeNames={"#b": "bucket"},
+        ExpressionAttributeValues={":d": {"S": device_id}, ":lo": {"S": low}, ":hi": {"S": high}},
+        ConsistentRead=True,
+    )
 
 
 def scan_items(client: Any, table: str) -> list[dict[str, Any]]:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 from readings.errors import ConditionFailedError, RegistryError
 from readings.models import is_thing_name
-from sinks.dynamo import batch_get, decode_item, encode_item, with_retries
+from sinks.dynamo import batch_get, decode_item, encode_item, query_items, with_retries
 
 if TYPE_CHECKING:
     from sinks.ports import RegistryPort
@@ -302,13 +302,5 @@ class RegistryStore:
             "ExpressionAttributeValues": {":p": {"S": PARTITION}},
             "ConsistentRead": True,
         }
-        out: builtins.list[DeviceInfo] = []
-        while True:
-            response = with_retries(lambda: self._client.query(**kwargs), what="Query registry")
-            for raw in response.get("Items", []):
-                info = DeviceInfo.from_item(decode_item(raw))
-                if matches(info, site, tag):
-                    out.append(info)
-            if "LastEvaluatedKey" not in response:
-                return out
-            kwargs["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        found = (DeviceInfo.from_item(item) for item in query_items(self._client, what="Query registry", **kwargs))
+        return [info for info in found if matches(info, site, tag)]
