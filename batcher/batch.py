@@ -28,11 +28,19 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
-from batcher.buckets import BucketAggregate, day_key, hour_key, overlaps_by_quarter, split_by_quarter
+from batcher.buckets import (
+    HOUR_MS,
+    QUARTER_MS,
+    BucketAggregate,
+    day_key,
+    hour_key,
+    overlaps_by_quarter,
+    split_by_quarter,
+)
 from batcher.completeness import MAX_GAPS, Gap, learn_cadence, spread, step
-from batcher.registers import FlagSink, RegisterRules, RegisterTracker
+from batcher.registers import MS_PER_HOUR, FlagSink, RegisterRules, RegisterTracker
 from batcher.seen import SeenSeqs
-from batcher.state import DeviceState, Point, RegisterState
+from batcher.state import DeviceState, Point, RegisterState, Span
 from readings.models import Reading
 
 
@@ -183,6 +191,265 @@ def _fill(state: DeviceState, r: Reading, rules: RegisterRules, on_step: StepSin
     return 0, gap.seq_gaps - sum(h.seq_gaps for h in halves)
 
 
+class _DeviceRun:
+    """One device's readings of one batch: its state, its buckets and the sinks its rules report to.
+
+    Bound methods instead of closures per device: most devices of a batch take only the common
+    step (``_common_steps``), which needs none of the sinks, and the trackers are built at the
+    device's first reading off it.
+    """
+
+    __slots__ = ("aggregates", "day", "device_id", "exporter", "hour", "hour_ms", "meter", "rules", "state", "stats")
+
+    def __init__(
+        self,
+        device_id: str,
+        state: DeviceState,
+        aggregates: dict[tuple[str, str], BucketAggregate],
+        stats: BatchStats,
+        rules: RegisterRules,
+    ) -> None:
+        self.device_id = device_id
+        self.state = state
+        self.aggregates = aggregates
+        self.stats = stats
+        self.rules = rules
+        self.meter: RegisterTracker | None = None
+        self.exporter: RegisterTracker | None = None
+        self.hour_ms = -1
+        """The hour of the common step's last sample, whose buckets ``hour`` and ``day`` are."""
+        self.hour: BucketAggregate | None = None
+        self.day: BucketAggregate | None = None
+
+    def bucket(self, key: str) -> BucketAggregate:
+        agg = self.aggregates.get((self.device_id, key))
+        if agg is None:
+            agg = self.aggregates[(self.device_id, key)] = BucketAggregate.for_bucket(key)
+        return agg
+
+    def on_energy(self, energy_wh: float, start_ms: int, end_ms: int) -> None:
+        self.stats.energy_wh += energy_wh
+        self.on_moved(energy_wh, start_ms, end_ms)
+
+    def on_moved(self, energy_wh: float, start_ms: int, end_ms: int) -> None:
+        for quarter_ms, share_wh in split_by_quarter(energy_wh, start_ms, end_ms):
+            hour = self.bucket(hour_key(quarter_ms))
+            hour.energy_wh += share_wh
+            hour.quarter(quarter_ms).energy_wh += share_wh
+            self.bucket(day_key(quarter_ms)).energy_wh += share_wh
+
+    def on_export(self, energy_wh: float, start_ms: int, end_ms: int) -> None:
+        self.stats.export_wh += energy_wh
+        self.on_export_moved(energy_wh, start_ms, end_ms)
+
+    def on_export_moved(self, energy_wh: float, start_ms: int, end_ms: int) -> None:
+        for quarter_ms, share_wh in split_by_quarter(energy_wh, start_ms, end_ms):
+            hour = self.bucket(hour_key(quarter_ms))
+            hour.export_wh += share_wh
+            hour.quarter(quarter_ms).export_wh += share_wh
+            self.bucket(day_key(quarter_ms)).export_wh += share_wh
+
+    def on_flag(self, flag: str, ts_ms: int) -> None:
+        self.stats.flags[flag] += 1
+        for key in (hour_key(ts_ms), day_key(ts_ms)):
+            agg = self.bucket(key)
+            setattr(agg, _FLAG_FIELDS[flag], getattr(agg, _FLAG_FIELDS[flag]) + 1)
+
+    def on_export_flag(self, flag: str, ts_ms: int) -> None:
+        self.on_flag(f"export_{flag}", ts_ms)
+
+    def on_sample(self, ts_ms: int, power_w: float | None) -> None:
+        self.bucket(hour_key(ts_ms)).add_sample(ts_ms, power_w)
+        self.bucket(day_key(ts_ms)).add_sample(ts_ms, power_w)
+
+    def on_step(self, gap: Gap, sign: int) -> None:
+        for hour_ms, seq_gaps, missing, silent_ms in spread(gap):
+            for key in (hour_key(hour_ms), day_key(hour_ms)):
+                agg = self.bucket(key)
+                agg.seq_gaps += sign * seq_gaps
+                agg.missing += sign * missing
+                agg.silent_ms += sign * silent_ms
+        if gap.silent:
+            for quarter_ms, silent_ms in overlaps_by_quarter(gap.start_ms, gap.end_ms):
+                self.bucket(hour_key(quarter_ms)).quarter(quarter_ms).silent_ms += sign * silent_ms
+
+    def take(self, r: Reading) -> None:
+        """One reading by every rule (the module docstring): numbering, steps, registers."""
+        state, stats, rules = self.state, self.stats, self.rules
+        if self.meter is None:
+            self.meter = RegisterTracker(state.register, state.seen, rules, self.on_energy, self.on_flag, self.on_moved)
+        meter = self.meter
+        before = state.newest
+        outcome = _take(state, r, self.on_flag)
+        if outcome is _Outcome.DUPLICATE:
+            stats.duplicates += 1
+            return
+        stats.stored += 1
+        # A seq restart gives the device a new seen set: the trackers follow it.
+        meter.seen = state.seen
+        if r.energy_export_wh is not None and state.export is None:
+            state.export = RegisterState()
+        exporter = self.exporter
+        if state.export is not None and (exporter is None or exporter.state is not state.export):
+            exporter = self.exporter = RegisterTracker(
+                state.export, state.seen, rules, self.on_export, self.on_export_flag, self.on_export_moved
+            )
+        if exporter is not None:
+            exporter.seen = state.seen
+        if outcome is _Outcome.LATE:
+            stats.late += 1
+            self.on_sample(r.ts_ms, r.power_w)
+            moved = meter.late(Point(r.seq, r.ts_ms, r.energy_wh))
+            if exporter is not None and r.energy_export_wh is not None:
+                moved = exporter.late(Point(r.seq, r.ts_ms, r.energy_export_wh)) or moved
+            stats.late_resplit += moved
+            found, filled = _fill(state, r, rules, self.on_step)
+            stats.seq_gaps += found
+            stats.seq_gaps_filled += filled
+            return
+        newest = state.newest
+        assert newest is not None
+        if before is not None:
+            stats.seq_gaps += _step(state, before, newest, rules, self.on_step)
+        self.on_sample(newest.ts_ms, r.power_w)
+        meter.step(Point(r.seq, newest.ts_ms, r.energy_wh))
+        if exporter is not None and r.energy_export_wh is not None:
+            exporter.step(Point(r.seq, newest.ts_ms, r.energy_export_wh))
+
+
+def _common_steps(run: _DeviceRun, readings: list[Reading], index: int) -> int:
+    """Take readings from ``index`` on while each is the common step; the index of the first that is not.
+
+    The common step: the next seq, no later than a silence after the newest reading and not
+    before it, an import register that rises within the max-power bound (or falls within the
+    tolerance) with nothing held, no export register, no gap or span kept for late readings.
+    For it every rule reduces to what is done here, in the order ``take`` would do it (the
+    numbering, the step, the sample, the register), and the result is the same to the last bit:
+    ``tests/unit/batcher/test_batcher_common_step.py`` holds it to that.
+    """
+    state = run.state
+    newest = state.newest
+    register = state.register
+    ref = register.ref
+    if (
+        newest is None
+        or ref is None
+        or state.newest_raw_ts_ms is not None
+        or state.export is not None
+        or state.gaps
+        or register.suspect is not None
+        or register.anchor is not None
+        or register.spans
+    ):
+        return index
+    rules, stats, seen = run.rules, run.stats, state.seen
+    tolerance_wh, max_power_w = rules.tolerance_wh, rules.max_power_w
+    silence_ms, late_ms = rules.silence_limit_ms, rules.late_window_ms
+    epoch_ms, cadence_ms, head, first = state.epoch_ts_ms, state.cadence_ms, state.head, register.first
+    # The newest reading and the register's reference as plain values; their points are built
+    # once, at the end.
+    newest_seq, newest_ts_ms = newest.seq, newest.ts_ms
+    ref_seq, ref_ts_ms, ref_wh = ref.seq, ref.ts_ms, ref.energy_wh
+    last: Reading | None = None
+    last_ref: Reading | None = None
+    start = index
+    n = len(readings)
+    while index < n:
+        r = readings[index]
+        seq, ts_ms, energy_wh = r.seq, r.ts_ms, r.energy_wh
+        if (
+            seq != newest_seq + 1
+            or not newest_ts_ms <= ts_ms <= newest_ts_ms + silence_ms
+            or r.energy_export_wh is not None
+            or (epoch_ms is not None and ts_ms < epoch_ms)
+        ):
+            break
+        rise_wh = energy_wh - ref_wh
+        # RegisterRules.max_rise_wh, term for term, so the bound is the same float.
+        elapsed_ms = ts_ms - ref_ts_ms
+        if elapsed_ms < 0:
+            elapsed_ms = 0
+        if not -tolerance_wh <= rise_wh <= max_power_w * elapsed_ms / MS_PER_HOUR + tolerance_wh:
+            break
+        if not seen.add_next(seq):
+            break
+        index += 1
+        # The step (``_step``): the cadence learnt, the first reading let go past the late window.
+        spacing_ms = ts_ms - newest_ts_ms
+        if spacing_ms > 0:
+            cadence_ms = spacing_ms if cadence_ms is None else (7 * cadence_ms + spacing_ms) // 8
+        if head is not None and head[1] < ts_ms - late_ms:
+            head = None
+        newest_seq, newest_ts_ms, last = seq, ts_ms, r
+        # The sample, in the hour and the day (``BucketAggregate.add_sample``, inline: ``min``
+        # and ``max`` keep their first argument on a tie, and so do these comparisons).
+        hour_ms = ts_ms - ts_ms % HOUR_MS
+        if hour_ms != run.hour_ms:
+            run.hour, run.day, run.hour_ms = run.bucket(hour_key(ts_ms)), run.bucket(day_key(ts_ms)), hour_ms
+        hour, day = run.hour, run.day
+        assert hour is not None and day is not None and hour.quarters is not None
+        power_w = r.power_w
+        q = hour.quarters[ts_ms % HOUR_MS // QUARTER_MS]
+        q.samples += 1
+        hour.samples += 1
+        day.samples += 1
+        if hour.first_ts_ms is None or ts_ms < hour.first_ts_ms:
+            hour.first_ts_ms = ts_ms
+        if hour.last_ts_ms is None or ts_ms > hour.last_ts_ms:
+            hour.last_ts_ms = ts_ms
+        if day.first_ts_ms is None or ts_ms < day.first_ts_ms:
+            day.first_ts_ms = ts_ms
+        if day.last_ts_ms is None or ts_ms > day.last_ts_ms:
+            day.last_ts_ms = ts_ms
+        if power_w is not None:
+            if q.power_max_w is None or power_w > q.power_max_w:
+                q.power_max_w = power_w
+            hour.power_samples += 1
+            hour.power_sum_w += power_w
+            if hour.power_max_w is None or power_w > hour.power_max_w:
+                hour.power_max_w = power_w
+            day.power_samples += 1
+            day.power_sum_w += power_w
+            if day.power_max_w is None or power_w > day.power_max_w:
+                day.power_max_w = power_w
+        # The register (``RegisterTracker.step`` with nothing held).
+        if first is not None and ts_ms - first.ts_ms > late_ms:
+            first = None
+        if rise_wh < 0:
+            continue  # a decrease within the tolerance is noise: the higher reference stays
+        if rise_wh > 0:
+            stats.energy_wh += rise_wh
+            quarter_ms = ts_ms - ts_ms % QUARTER_MS if ts_ms <= ref_ts_ms else ref_ts_ms - ref_ts_ms % QUARTER_MS
+            if ts_ms > quarter_ms + QUARTER_MS:
+                run.on_moved(rise_wh, ref_ts_ms, ts_ms)  # across quarters: split by time
+            else:
+                if quarter_ms - quarter_ms % HOUR_MS == hour_ms:
+                    energy_hour, energy_day = hour, day
+                else:
+                    energy_hour, energy_day = run.bucket(hour_key(quarter_ms)), run.bucket(day_key(quarter_ms))
+                energy_hour.energy_wh += rise_wh
+                energy_hour.quarter(quarter_ms).energy_wh += rise_wh
+                energy_day.energy_wh += rise_wh
+            if seq - ref_seq >= 2 and seen.has_gap(ref_seq, seq):
+                # A span a late reading may split: no longer the common step.
+                register.spans.append(Span(Point(ref_seq, ref_ts_ms, ref_wh), Point(seq, ts_ms, energy_wh), rise_wh))
+                ref_seq, ref_ts_ms, ref_wh, last_ref = seq, ts_ms, energy_wh, r
+                break
+        ref_seq, ref_ts_ms, ref_wh, last_ref = seq, ts_ms, energy_wh, r
+    taken = index - start
+    if taken:
+        stats.stored += taken
+        assert last is not None
+        state.newest = Point(last.seq, last.ts_ms, last.energy_wh)
+        state.newest_power_w = last.power_w
+        state.cadence_ms, state.head, register.first = cadence_ms, head, first
+        if last_ref is last:
+            register.ref = state.newest
+        elif last_ref is not None:
+            register.ref = Point(last_ref.seq, last_ref.ts_ms, last_ref.energy_wh)
+    return index
+
+
 def compute_batch(
     readings: Iterable[Reading],
     prior: Mapping[str, DeviceState],
@@ -204,97 +471,15 @@ def compute_batch(
 
     for device_id, device_readings in by_device.items():
         state = prior[device_id].copy() if device_id in prior else DeviceState()
-
-        def bucket(key: str, _device: str = device_id) -> BucketAggregate:
-            agg = aggregates.get((_device, key))
-            if agg is None:
-                agg = aggregates[(_device, key)] = BucketAggregate.for_bucket(key)
-            return agg
-
-        def on_energy(energy_wh: float, start_ms: int, end_ms: int) -> None:
-            stats.energy_wh += energy_wh
-            on_moved(energy_wh, start_ms, end_ms)
-
-        def on_moved(energy_wh: float, start_ms: int, end_ms: int) -> None:
-            for quarter_ms, share_wh in split_by_quarter(energy_wh, start_ms, end_ms):
-                hour = bucket(hour_key(quarter_ms))
-                hour.energy_wh += share_wh
-                hour.quarter(quarter_ms).energy_wh += share_wh
-                bucket(day_key(quarter_ms)).energy_wh += share_wh
-
-        def on_export(energy_wh: float, start_ms: int, end_ms: int) -> None:
-            stats.export_wh += energy_wh
-            on_export_moved(energy_wh, start_ms, end_ms)
-
-        def on_export_moved(energy_wh: float, start_ms: int, end_ms: int) -> None:
-            for quarter_ms, share_wh in split_by_quarter(energy_wh, start_ms, end_ms):
-                hour = bucket(hour_key(quarter_ms))
-                hour.export_wh += share_wh
-                hour.quarter(quarter_ms).export_wh += share_wh
-                bucket(day_key(quarter_ms)).export_wh += share_wh
-
-        def on_flag(flag: str, ts_ms: int) -> None:
-            stats.flags[flag] += 1
-            for key in (hour_key(ts_ms), day_key(ts_ms)):
-                agg = bucket(key)
-                setattr(agg, _FLAG_FIELDS[flag], getattr(agg, _FLAG_FIELDS[flag]) + 1)
-
-        def on_export_flag(flag: str, ts_ms: int) -> None:
-            on_flag(f"export_{flag}", ts_ms)
-
-        def on_sample(ts_ms: int, power_w: float | None) -> None:
-            bucket(hour_key(ts_ms)).add_sample(ts_ms, power_w)
-            bucket(day_key(ts_ms)).add_sample(ts_ms, power_w)
-
-        def on_step(gap: Gap, sign: int) -> None:
-            for hour_ms, seq_gaps, missing, silent_ms in spread(gap):
-                for key in (hour_key(hour_ms), day_key(hour_ms)):
-                    agg = bucket(key)
-                    agg.seq_gaps += sign * seq_gaps
-                    agg.missing += sign * missing
-                    agg.silent_ms += sign * silent_ms
-            if gap.silent:
-                for quarter_ms, silent_ms in overlaps_by_quarter(gap.start_ms, gap.end_ms):
-                    bucket(hour_key(quarter_ms)).quarter(quarter_ms).silent_ms += sign * silent_ms
-
-        meter = RegisterTracker(state.register, state.seen, rules, on_energy, on_flag, on_moved)
-        exporter: RegisterTracker | None = None
+        run = _DeviceRun(device_id, state, aggregates, stats, rules)
+        stats.readings += len(device_readings)
         stored_before = stats.stored
-        for r in device_readings:
-            stats.readings += 1
-            before = state.newest
-            outcome = _take(state, r, on_flag)
-            if outcome is _Outcome.DUPLICATE:
-                stats.duplicates += 1
-                continue
-            stats.stored += 1
-            # A seq restart gives the device a new seen set: the trackers follow it.
-            meter.seen = state.seen
-            if r.energy_export_wh is not None and state.export is None:
-                state.export = RegisterState()
-            if state.export is not None and (exporter is None or exporter.state is not state.export):
-                exporter = RegisterTracker(state.export, state.seen, rules, on_export, on_export_flag, on_export_moved)
-            if exporter is not None:
-                exporter.seen = state.seen
-            if outcome is _Outcome.LATE:
-                stats.late += 1
-                on_sample(r.ts_ms, r.power_w)
-                moved = meter.late(Point(r.seq, r.ts_ms, r.energy_wh))
-                if exporter is not None and r.energy_export_wh is not None:
-                    moved = exporter.late(Point(r.seq, r.ts_ms, r.energy_export_wh)) or moved
-                stats.late_resplit += moved
-                found, filled = _fill(state, r, rules, on_step)
-                stats.seq_gaps += found
-                stats.seq_gaps_filled += filled
-                continue
-            newest = state.newest
-            assert newest is not None
-            if before is not None:
-                stats.seq_gaps += _step(state, before, newest, rules, on_step)
-            on_sample(newest.ts_ms, r.power_w)
-            meter.step(Point(r.seq, newest.ts_ms, r.energy_wh))
-            if exporter is not None and r.energy_export_wh is not None:
-                exporter.step(Point(r.seq, newest.ts_ms, r.energy_export_wh))
+        index, n = 0, len(device_readings)
+        while index < n:
+            index = _common_steps(run, device_readings, index)
+            if index < n:
+                run.take(device_readings[index])
+                index += 1
         states[device_id] = state
         stored[device_id] = stats.stored - stored_before
 

@@ -51,6 +51,15 @@ class SeenSeqs:
                 del ivs[1]
         return True
 
+    def add_next(self, seq: int) -> bool:
+        """Record ``seq`` if it follows the highest seq seen (the common case, one comparison);
+        False, and nothing recorded, otherwise."""
+        ivs = self._intervals
+        if ivs and ivs[-1][1] == seq - 1:
+            ivs[-1][1] = seq
+            return True
+        return False
+
     def has_gap(self, low: int, high: int) -> bool:
         """True when some seq strictly between ``low`` and ``high`` was not seen."""
         if high - low < 2:
@@ -59,7 +68,10 @@ class SeenSeqs:
         return not (i >= 0 and self._intervals[i][0] <= low + 1 and self._intervals[i][1] >= high - 1)
 
     def copy(self) -> SeenSeqs:
-        return SeenSeqs(self._intervals, self.max_intervals)
+        copied = SeenSeqs.__new__(SeenSeqs)
+        copied._intervals = [[lo, hi] for lo, hi in self._intervals]
+        copied.max_intervals = self.max_intervals
+        return copied
 
     def to_list(self) -> list[list[int]]:
         return [list(iv) for iv in self._intervals]
