@@ -332,7 +332,7 @@ def _plain_readings(
     out: list[Reading] = []
     rejections: list[Rejection] = []
     minutes, seconds, millis = _minute_ms, _SECONDS_MS, _MILLIS
-    value, optional = _plain_value, _plain_optional
+    value, optional, new_reading = _plain_value, _plain_optional, tuple.__new__
     for index, raw in enumerate(readings):
         if type(raw) is not dict:
             return None
@@ -386,7 +386,8 @@ def _plain_readings(
             if x is False:
                 return None
         if earliest_ok_ms <= ts_ms <= latest_ok_ms and 0 <= ts_ms <= MAX_TS_MS:
-            out.append(Reading(device_id, seq, ts_ms, e, p, v, c, pf, x))
+            # The tuple's own constructor: Reading(...) would add a Python call per reading.
+            out.append(new_reading(Reading, (device_id, seq, ts_ms, e, p, v, c, pf, x)))
         else:
             rejection = _time_rejection(ts_ms, index, window)
             assert rejection is not None
