@@ -62,53 +62,39 @@ def day_key(ts_ms: int) -> str:
     return _day_text(ts_ms - ts_ms % DAY_MS)
 
 
-def split_by_hour(energy_wh: float, start_ms: int, end_ms: int) -> Iterator[tuple[int, float]]:
-    """``(hour_start_ms, share_wh)`` pieces of ``energy_wh`` spread evenly over [start, end].
+def split_by(energy_wh: float, start_ms: int, end_ms: int, period_ms: int) -> Iterator[tuple[int, float]]:
+    """``(period_start_ms, share_wh)`` pieces of ``energy_wh`` spread evenly over [start, end],
+    one per period of ``period_ms`` (aligned to the epoch) the interval covers.
 
-    An empty or backwards interval puts everything in the hour of ``end_ms``.
+    An empty or backwards interval puts everything in the period of ``end_ms``.
     """
     if end_ms <= start_ms:
-        yield end_ms - end_ms % HOUR_MS, energy_wh
+        yield end_ms - end_ms % period_ms, energy_wh
+        return
+    period = start_ms - start_ms % period_ms
+    if end_ms <= period + period_ms:
+        yield period, energy_wh  # the common case: both readings in one period
         return
     span = end_ms - start_ms
-    hour = start_ms - start_ms % HOUR_MS
     given = 0.0
-    while hour < end_ms:
-        nxt = hour + HOUR_MS
+    while period < end_ms:
+        nxt = period + period_ms
         if nxt >= end_ms:
             # The last piece takes the remainder so the pieces add up to the delta exactly.
-            yield hour, energy_wh - given
+            yield period, energy_wh - given
             return
-        share = energy_wh * (nxt - max(hour, start_ms)) / span
+        share = energy_wh * (nxt - max(period, start_ms)) / span
         given += share
-        yield hour, share
-        hour = nxt
+        yield period, share
+        period = nxt
+
+
+def split_by_hour(energy_wh: float, start_ms: int, end_ms: int) -> Iterator[tuple[int, float]]:
+    return split_by(energy_wh, start_ms, end_ms, HOUR_MS)
 
 
 def split_by_quarter(energy_wh: float, start_ms: int, end_ms: int) -> Iterator[tuple[int, float]]:
-    """``(quarter_start_ms, share_wh)`` pieces of ``energy_wh`` spread evenly over [start, end].
-
-    An empty or backwards interval puts everything in the quarter of ``end_ms``.
-    """
-    if end_ms <= start_ms:
-        yield end_ms - end_ms % QUARTER_MS, energy_wh
-        return
-    quarter = start_ms - start_ms % QUARTER_MS
-    if end_ms <= quarter + QUARTER_MS:
-        yield quarter, energy_wh  # the common case: both readings in one quarter
-        return
-    span = end_ms - start_ms
-    given = 0.0
-    while quarter < end_ms:
-        nxt = quarter + QUARTER_MS
-        if nxt >= end_ms:
-            # The last piece takes the remainder so the pieces add up to the delta exactly.
-            yield quarter, energy_wh - given
-            return
-        share = energy_wh * (nxt - max(quarter, start_ms)) / span
-        given += share
-        yield quarter, share
-        quarter = nxt
+    return split_by(energy_wh, start_ms, end_ms, QUARTER_MS)
 
 
 def overlaps_by_quarter(start_ms: int, end_ms: int) -> Iterator[tuple[int, int]]:

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from batcher import BucketAggregate, day_key, hour_key, split_by_hour
+from batcher.buckets import split_by_quarter
 
 HOUR_MS = 3_600_000
 
@@ -17,15 +18,15 @@ def utc_ms(text: str) -> int:
     return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
-def reference_split(energy_wh: float, start_ms: int, end_ms: int) -> dict[int, float]:
-    """Hour start -> energy share, by plain overlap arithmetic (independent of split_by_hour)."""
+def reference_split(energy_wh: float, start_ms: int, end_ms: int, period_ms: int = HOUR_MS) -> dict[int, float]:
+    """Period start -> energy share, by plain overlap arithmetic (independent of the splitters)."""
     span_ms = end_ms - start_ms
     out = {}
-    hour_ms = start_ms // HOUR_MS * HOUR_MS
-    while hour_ms < end_ms:
-        covered_ms = min(end_ms, hour_ms + HOUR_MS) - max(start_ms, hour_ms)
-        out[hour_ms] = energy_wh * covered_ms / span_ms
-        hour_ms += HOUR_MS
+    begin_ms = start_ms // period_ms * period_ms
+    while begin_ms < end_ms:
+        covered_ms = min(end_ms, begin_ms + period_ms) - max(start_ms, begin_ms)
+        out[begin_ms] = energy_wh * covered_ms / span_ms
+        begin_ms += period_ms
     return out
 
 
@@ -91,11 +92,15 @@ class TestSplitByHour:
     energy_wh=st.floats(min_value=0, max_value=1e7, allow_nan=False),
     start_ms=st.integers(min_value=utc_ms("2026-01-01T00:00"), max_value=utc_ms("2027-01-01T00:00")),
     span_ms=st.integers(min_value=1, max_value=3 * 24 * HOUR_MS),
+    by_quarter=st.booleans(),
 )
-def test_pieces_sum_to_the_delta_and_follow_covered_time(energy_wh: float, start_ms: int, span_ms: int) -> None:
+def test_pieces_sum_to_the_delta_and_follow_covered_time(
+    energy_wh: float, start_ms: int, span_ms: int, by_quarter: bool
+) -> None:
     end_ms = start_ms + span_ms
-    pieces = list(split_by_hour(energy_wh, start_ms, end_ms))
-    expected = reference_split(energy_wh, start_ms, end_ms)
+    split, period_ms = (split_by_quarter, 900_000) if by_quarter else (split_by_hour, HOUR_MS)
+    pieces = list(split(energy_wh, start_ms, end_ms))
+    expected = reference_split(energy_wh, start_ms, end_ms, period_ms)
 
     hours = [hour_ms for hour_ms, _ in pieces]
     assert hours == sorted(expected)  # one piece per covered hour, in order, no empty hour
