@@ -29,6 +29,22 @@ locals {
 
   # Partition projection: dt is a date, hour 00-23, shard injected (queries must name it:
   # WHERE shard = 'shardId-000000000000', or IN (...)).
+  # gzip JSON lines in dt=/hour= folders, the partitions projected (no crawler).
+  dated_json_lines = {
+    EXTERNAL                      = "TRUE"
+    classification                = "json"
+    compressionType               = "gzip"
+    "projection.enabled"          = "true"
+    "projection.dt.type"          = "date"
+    "projection.dt.format"        = "yyyy-MM-dd"
+    "projection.dt.range"         = "2024-01-01,NOW"
+    "projection.dt.interval"      = "1"
+    "projection.dt.interval.unit" = "DAYS"
+    "projection.hour.type"        = "integer"
+    "projection.hour.range"       = "0,23"
+    "projection.hour.digits"      = "2"
+  }
+
   projected_tables = {
     raw_readings = { prefix = "raw", columns = local.raw_line_columns }
     dead_letters = { prefix = "dead-letter", columns = local.dead_letter_columns }
@@ -43,22 +59,10 @@ resource "aws_glue_catalog_table" "archive" {
   table_type    = "EXTERNAL_TABLE"
   description   = "gzip JSON lines under s3://${local.raw_bucket_name}/${each.value.prefix}/"
 
-  parameters = {
-    EXTERNAL                      = "TRUE"
-    classification                = "json"
-    compressionType               = "gzip"
-    "projection.enabled"          = "true"
-    "projection.dt.type"          = "date"
-    "projection.dt.format"        = "yyyy-MM-dd"
-    "projection.dt.range"         = "2024-01-01,NOW"
-    "projection.dt.interval"      = "1"
-    "projection.dt.interval.unit" = "DAYS"
-    "projection.hour.type"        = "integer"
-    "projection.hour.range"       = "0,23"
-    "projection.hour.digits"      = "2"
-    "projection.shard.type"       = "injected"
-    "storage.location.template"   = "s3://${aws_s3_bucket.raw.id}/${each.value.prefix}/dt=$${dt}/hour=$${hour}/shard=$${shard}/"
-  }
+  parameters = merge(local.dated_json_lines, {
+    "projection.shard.type"     = "injected"
+    "storage.location.template" = "s3://${aws_s3_bucket.raw.id}/${each.value.prefix}/dt=$${dt}/hour=$${hour}/shard=$${shard}/"
+  })
 
   partition_keys {
     name = "dt"

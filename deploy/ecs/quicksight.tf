@@ -14,21 +14,9 @@ resource "aws_glue_catalog_table" "raw_by_hour" {
   table_type    = "EXTERNAL_TABLE"
   description   = "gzip JSON lines under s3://${local.raw_bucket_name}/raw/, every shard (QuickSight's dataset)"
 
-  parameters = {
-    EXTERNAL                      = "TRUE"
-    classification                = "json"
-    compressionType               = "gzip"
-    "projection.enabled"          = "true"
-    "projection.dt.type"          = "date"
-    "projection.dt.format"        = "yyyy-MM-dd"
-    "projection.dt.range"         = "2024-01-01,NOW"
-    "projection.dt.interval"      = "1"
-    "projection.dt.interval.unit" = "DAYS"
-    "projection.hour.type"        = "integer"
-    "projection.hour.range"       = "0,23"
-    "projection.hour.digits"      = "2"
-    "storage.location.template"   = "s3://${aws_s3_bucket.raw.id}/raw/dt=$${dt}/hour=$${hour}/"
-  }
+  parameters = merge(local.dated_json_lines, {
+    "storage.location.template" = "s3://${aws_s3_bucket.raw.id}/raw/dt=$${dt}/hour=$${hour}/"
+  })
 
   partition_keys {
     name = "dt"
