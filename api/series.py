@@ -95,6 +95,8 @@ def _parse(text: str, tz: str, name: str) -> int:
     try:
         return parse_local(text, tz)
     except (ValueError, OverflowError) as exc:
+        if "outside" in str(exc):
+            raise ApiError(f"{name}: {exc}") from exc
         raise ApiError(f"{name}: {text[:40]!r} is neither a date (2026-11-27) nor RFC 3339") from exc
 
 

@@ -178,7 +178,10 @@ def query(
     for device, device_tz in zones.items():
         first, last = (start, end) if start else today(device_tz)
         if last is None:
-            last = (datetime.fromisoformat(first[:10]) + timedelta(days=1)).date().isoformat()
+            try:
+                last = (datetime.fromisoformat(first[:10]) + timedelta(days=1)).date().isoformat()
+            except (ValueError, OverflowError) as exc:
+                raise click.BadParameter(f"{first[:40]!r}: {exc}", param_hint="--from") from exc
         start_ms, end_ms = parse_range(first, last, device_tz)
         quarters = (end_ms - start_ms) // 900_000
         if quarters > MAX_INTERVALS and every in ("15m", "30m"):

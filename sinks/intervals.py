@@ -28,6 +28,9 @@ Every = Literal["15m", "30m", "1h", "1d", "1mo"]
 EVERY: tuple[str, ...] = get_args(Every)
 _REACH_MS = {"15m": 0, "30m": 30 * 60_000, "1h": 3_600_000, "1d": 26 * 3_600_000, "1mo": 32 * 86_400_000}
 """How far an interval can reach before or after an instant inside it (DST days included)."""
+EARLIEST_MS, LATEST_MS = 0, 7_258_118_400_000
+"""The instants a range may name: 1970 to the end of 2199 (no meter reads outside them, and
+every interval around them stays within what the clock can represent)."""
 
 
 def zone(name: str) -> ZoneInfo:
@@ -44,7 +47,10 @@ def parse_local(text: str, tz: str) -> int:
     value = datetime.fromisoformat(text.replace("Z", "+00:00"))
     if value.tzinfo is None:
         value = value.replace(tzinfo=zone(tz))
-    return int(value.timestamp() * 1000)
+    ms = int(value.timestamp() * 1000)
+    if not EARLIEST_MS <= ms < LATEST_MS:
+        raise ValueError(f"{text[:40]!r} is outside 1970-2199")
+    return ms
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,6 +45,7 @@ def test_dates_are_local_midnights_and_instants_are_taken_as_written() -> None:
         (("2026-01-01", "2026-12-01", "15m", "UTC"), f"at most {MAX_INTERVALS}"),
         (("soon", None, None, "UTC"), "neither a date"),
         ((None, None, "2h", "UTC"), "every must be"),
+        (("9999-12-31", None, "1d", "UTC"), "outside 1970-2199"),
     ],
 )
 def test_what_cannot_be_answered_is_refused_saying_why(args, says: str) -> None:

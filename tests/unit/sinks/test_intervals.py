@@ -132,3 +132,9 @@ def test_quarters_sum_to_every_coarser_interval_in_every_zone(
         assert (day.end_ms - day.start_ms) // QUARTER_MS in allowed
         local = datetime.fromisoformat(day.local_start)
         assert (local.hour, local.minute) == (0, 0) or tz == "America/Santiago"  # Santiago skips midnight
+
+
+@pytest.mark.parametrize("text", ["9999-12-31", "1969-12-31T23:59:59Z", "2200-01-02"])
+def test_a_range_outside_1970_to_2199_is_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="outside 1970-2199"):
+        parse_local(text, "Pacific/Chatham")
