@@ -19,7 +19,8 @@ Quick start on this machine (no Docker):
   wattstream init                 # stream, tables and bucket (idempotent)
   wattstream consume              # the KCL consumer; Ctrl-C flushes and stops
   wattstream produce --devices 50 --duration-s 60
-  wattstream report
+  wattstream query box-0001 --every 15m --format table
+  wattstream serve                # the fleet page and the API on http://127.0.0.1:8080/
 """
 
 
