@@ -29,8 +29,6 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from batcher.buckets import (
-    HOUR_MS,
-    QUARTER_MS,
     BucketAggregate,
     day_key,
     hour_key,
@@ -38,9 +36,9 @@ from batcher.buckets import (
     split_by_quarter,
 )
 from batcher.completeness import MAX_GAPS, Gap, learn_cadence, spread, step
-from batcher.registers import MS_PER_HOUR, FlagSink, RegisterRules, RegisterTracker
+from batcher.registers import FlagSink, RegisterRules, RegisterTracker
 from batcher.seen import SeenSeqs
-from batcher.state import DeviceState, Point, RegisterState, Span
+from batcher.state import DeviceState, Point, RegisterState
 from readings.models import Reading
 
 
@@ -317,137 +315,18 @@ class _DeviceRun:
             exporter.step(Point(r.seq, newest.ts_ms, r.energy_export_wh))
 
 
-def _common_steps(run: _DeviceRun, readings: list[Reading], index: int) -> int:
-    """Take readings from ``index`` on while each is the common step; the index of the first that is not.
-
-    The common step: the next seq, no later than a silence after the newest reading and not
-    before it, an import register that rises within the max-power bound (or falls within the
-    tolerance) with nothing held, no export register, no gap or span kept for late readings.
-    For it every rule reduces to what is done here, in the order ``take`` would do it (the
-    numbering, the step, the sample, the register), and the result is the same to the last bit:
-    ``tests/unit/batcher/test_batcher_common_step.py`` holds it to that.
-    """
-    state = run.state
-    newest = state.newest
-    register = state.register
-    ref = register.ref
-    if (
-        newest is None
-        or ref is None
-        or state.newest_raw_ts_ms is not None
-        or state.export is not None
-        or state.gaps
-        or register.suspect is not None
-        or register.anchor is not None
-        or register.spans
-    ):
-        return index
-    rules, stats, seen = run.rules, run.stats, state.seen
-    tolerance_wh, max_power_w = rules.tolerance_wh, rules.max_power_w
-    silence_ms, late_ms = rules.silence_limit_ms, rules.late_window_ms
-    epoch_ms, cadence_ms, head, first = state.epoch_ts_ms, state.cadence_ms, state.head, register.first
-    # The newest reading and the register's reference as plain values; their points are built
-    # once, at the end.
-    newest_seq, newest_ts_ms = newest.seq, newest.ts_ms
-    ref_seq, ref_ts_ms, ref_wh = ref.seq, ref.ts_ms, ref.energy_wh
-    last: Reading | None = None
-    last_ref: Reading | None = None
-    start = index
-    n = len(readings)
-    while index < n:
-        r = readings[index]
-        seq, ts_ms, energy_wh = r.seq, r.ts_ms, r.energy_wh
-        if (
-            seq != newest_seq + 1
-            or not newest_ts_ms <= ts_ms <= newest_ts_ms + silence_ms
-            or r.energy_export_wh is not None
-            or (epoch_ms is not None and ts_ms < epoch_ms)
-        ):
-            break
-        rise_wh = energy_wh - ref_wh
-        # RegisterRules.max_rise_wh, term for term, so the bound is the same float.
-        elapsed_ms = ts_ms - ref_ts_ms
-        if elapsed_ms < 0:
-            elapsed_ms = 0
-        if not -tolerance_wh <= rise_wh <= max_power_w * elapsed_ms / MS_PER_HOUR + tolerance_wh:
-            break
-        if not seen.add_next(seq):
-            break
-        index += 1
-        # The step (``_step``): the cadence learnt, the first reading let go past the late window.
-        spacing_ms = ts_ms - newest_ts_ms
-        if spacing_ms > 0:
-            cadence_ms = spacing_ms if cadence_ms is None else (7 * cadence_ms + spacing_ms) // 8
-        if head is not None and head[1] < ts_ms - late_ms:
-            head = None
-        newest_seq, newest_ts_ms, last = seq, ts_ms, r
-        # The sample, in the hour and the day (``BucketAggregate.add_sample``, inline: ``min``
-        # and ``max`` keep their first argument on a tie, and so do these comparisons).
-        hour_ms = ts_ms - ts_ms % HOUR_MS
-        if hour_ms != run.hour_ms:
-            run.hour, run.day, run.hour_ms = run.bucket(hour_key(ts_ms)), run.bucket(day_key(ts_ms)), hour_ms
-        hour, day = run.hour, run.day
-        assert hour is not None and day is not None and hour.quarters is not None
-        power_w = r.power_w
-        q = hour.quarters[ts_ms % HOUR_MS // QUARTER_MS]
-        q.samples += 1
-        hour.samples += 1
-        day.samples += 1
-        if hour.first_ts_ms is None or ts_ms < hour.first_ts_ms:
-            hour.first_ts_ms = ts_ms
-        if hour.last_ts_ms is None or ts_ms > hour.last_ts_ms:
-            hour.last_ts_ms = ts_ms
-        if day.first_ts_ms is None or ts_ms < day.first_ts_ms:
-            day.first_ts_ms = ts_ms
-        if day.last_ts_ms is None or ts_ms > day.last_ts_ms:
-            day.last_ts_ms = ts_ms
-        if power_w is not None:
-            if q.power_max_w is None or power_w > q.power_max_w:
-                q.power_max_w = power_w
-            hour.power_samples += 1
-            hour.power_sum_w += power_w
-            if hour.power_max_w is None or power_w > hour.power_max_w:
-                hour.power_max_w = power_w
-            day.power_samples += 1
-            day.power_sum_w += power_w
-            if day.power_max_w is None or power_w > day.power_max_w:
-                day.power_max_w = power_w
-        # The register (``RegisterTracker.step`` with nothing held).
-        if first is not None and ts_ms - first.ts_ms > late_ms:
-            first = None
-        if rise_wh < 0:
-            continue  # a decrease within the tolerance is noise: the higher reference stays
-        if rise_wh > 0:
-            stats.energy_wh += rise_wh
-            quarter_ms = ts_ms - ts_ms % QUARTER_MS if ts_ms <= ref_ts_ms else ref_ts_ms - ref_ts_ms % QUARTER_MS
-            if ts_ms > quarter_ms + QUARTER_MS:
-                run.on_moved(rise_wh, ref_ts_ms, ts_ms)  # across quarters: split by time
-            else:
-                if quarter_ms - quarter_ms % HOUR_MS == hour_ms:
-                    energy_hour, energy_day = hour, day
-                else:
-                    energy_hour, energy_day = run.bucket(hour_key(quarter_ms)), run.bucket(day_key(quarter_ms))
-                energy_hour.energy_wh += rise_wh
-                energy_hour.quarter(quarter_ms).energy_wh += rise_wh
-                energy_day.energy_wh += rise_wh
-            if seq - ref_seq >= 2 and seen.has_gap(ref_seq, seq):
-                # A span a late reading may split: no longer the common step.
-                register.spans.append(Span(Point(ref_seq, ref_ts_ms, ref_wh), Point(seq, ts_ms, energy_wh), rise_wh))
-                ref_seq, ref_ts_ms, ref_wh, last_ref = seq, ts_ms, energy_wh, r
-                break
-        ref_seq, ref_ts_ms, ref_wh, last_ref = seq, ts_ms, energy_wh, r
-    taken = index - start
-    if taken:
-        stats.stored += taken
-        assert last is not None
-        state.newest = Point(last.seq, last.ts_ms, last.energy_wh)
-        state.newest_power_w = last.power_w
-        state.cadence_ms, state.head, register.first = cadence_ms, head, first
-        if last_ref is last:
-            register.ref = state.newest
-        elif last_ref is not None:
-            register.ref = Point(last_ref.seq, last_ref.ts_ms, last_ref.energy_wh)
+def _general_rules_only(run: _DeviceRun, readings: list[Reading], index: int) -> int:
     return index
+
+
+try:
+    from batcher._steps import common_steps as _common_steps
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _common_steps = _general_rules_only
+
+COMPILED = _common_steps is not _general_rules_only
+"""Whether the common step is compiled (``batcher/_steps.pyx``: in every image and wheel built
+with a C compiler). Without it every reading takes the general rules: slower, the same result."""
 
 
 def compute_batch(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,10 +28,6 @@ from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from readings.errors import Reason
 from readings.models import (
-    MAX_ELECTRICAL,
-    MAX_POWER_W,
-    MAX_REGISTER_WH,
-    MAX_SEQ,
     MAX_TS_MS,
     SCHEMA_VERSION,
     Reading,
@@ -234,162 +229,36 @@ def _time_rejection(ts_ms: int, index: int, window: tuple[int, int, int]) -> Rej
 
 # ---- the plain path ---------------------------------------------------------------------------
 #
-# Nearly every record a box sends holds readings that are plainly valid: JSON numbers in range,
-# ``ts`` written as ``YYYY-MM-DDTHH:MM:SS(.fff)Z``. For those, a few type checks and two
-# dictionary look-ups per reading give exactly what the wire model gives, at a fraction of its
-# cost. Anything else (a value out of range, another way of writing a time, a missing field)
-# makes the whole record take the model's path, which alone decides what is wrong: the plain
-# path only ever accepts, never rejects, except by the time window both paths share.
+# Nearly every record a box sends holds readings that are plainly valid. The compiled plain path
+# (``readings/_plain.pyx``) takes those in one pass and gives exactly what the wire model gives;
+# anything else makes the whole record take the model's path, which alone decides what is wrong.
+# Without the compiled module (a build without a C compiler) every record takes the model's path:
+# slower, the same readings and rejections.
 
-_MINUTE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}", re.ASCII)
-_MINUTES_CACHED = 4096
-"""Minutes whose start is kept (a record spans a few; a spool drain a few thousand)."""
-_minute_ms: dict[str, int] = {}
-_SECONDS_MS = {f":{s:02d}.": s * 1000 for s in range(60)}
-_MILLIS = {f"{ms:03d}Z": ms for ms in range(1000)}
-_WHOLE_SECONDS_MS = {f":{s:02d}Z": s * 1000 for s in range(60)}
+try:
+    from readings._plain import plain_readings as _compiled_plain_readings
+except ImportError:  # pragma: no cover - a build without a C compiler
+    _compiled_plain_readings = None
 
-
-def _minute_start_ms(prefix: str) -> int | None:
-    """Epoch ms of ``YYYY-MM-DDTHH:MM`` (UTC), as the wire model reads that minute; None if it would not."""
-    if _MINUTE.fullmatch(prefix) is None:
-        return None
-    try:
-        # The model's own datetime rules decide which minutes exist (month lengths, leap years).
-        start_ms = to_ts_ms(_TS.validate_python(prefix + ":00Z"))
-    except ValidationError:
-        return None
-    if len(_minute_ms) >= _MINUTES_CACHED:
-        _minute_ms.clear()
-    _minute_ms[prefix] = start_ms
-    return start_ms
-
-
-def _plain_ts_ms(ts: object) -> int | None:
-    if type(ts) is not str:
-        return None
-    n = len(ts)
-    if n == 24:
-        seconds_ms, millis = _SECONDS_MS.get(ts[16:20]), _MILLIS.get(ts[20:])
-        if seconds_ms is None or millis is None:
-            return None
-        seconds_ms += millis
-    elif n == 20:
-        seconds_ms = _WHOLE_SECONDS_MS.get(ts[16:])
-        if seconds_ms is None:
-            return None
-    else:
-        return None
-    prefix = ts[:16]
-    minute_ms = _minute_ms.get(prefix)
-    if minute_ms is None:
-        minute_ms = _minute_start_ms(prefix)
-        if minute_ms is None:
-            return None
-    return minute_ms + seconds_ms
-
-
-def _plain_value(value: object, low: float, high: float) -> float | None:
-    """The value as the wire model stores it (a float rounded to micro-units), or None if the model
-    might not take it.
-
-    ``round(v, 6)`` is the model's rule. It is the identity whenever ``v`` is the double nearest some
-    number of micro-units, which is what ``k = v * 1e6`` being whole and ``k / 1e6 == v`` shows (one
-    correctly rounded division of an exact integer): the check costs a fifth of the rounding.
-    """
-    if type(value) is float:
-        micro = value * 1e6
-        if not (micro.is_integer() and micro / 1e6 == value):
-            value = round(value, 6)
-    elif type(value) is int:
-        if not low <= value <= high:
-            return None
-        value = float(value)
-    else:
-        return None
-    # NaN and the infinities fail this comparison too.
-    return value if low <= value <= high else None
-
-
-def _plain_optional(value: object, low: float, high: float) -> float | None | bool:
-    """None for a missing value, the value, or False when the model might not take it."""
-    if value is None:
-        return None
-    checked = _plain_value(value, low, high)
-    return False if checked is None else checked
+COMPILED = _compiled_plain_readings is not None
+"""Whether the plain path is there (it is in every image and wheel built with a C compiler)."""
+_WINDOW_LIMIT_MS = 2**62
 
 
 def _plain_readings(
     device_id: str, readings: list[Any], window: tuple[int, int, int]
 ) -> tuple[list[Reading], list[Rejection]] | None:
-    """The readings and time rejections of a record whose readings are all plainly valid, else None.
-
-    The common shape (floats already in micro-units, a ``ts`` with milliseconds, a minute seen
-    before) is checked inline; ``_plain_value``, ``_plain_optional`` and ``_plain_ts_ms`` take
-    the rest and decide the same way.
-    """
-    received_ms, earliest_ok_ms, latest_ok_ms = window
-    out: list[Reading] = []
-    rejections: list[Rejection] = []
-    minutes, seconds, millis = _minute_ms, _SECONDS_MS, _MILLIS
-    value, optional, new_reading = _plain_value, _plain_optional, tuple.__new__
-    for index, raw in enumerate(readings):
-        if type(raw) is not dict:
-            return None
-        get = raw.get
-        seq = get("seq")
-        if type(seq) is not int or not 0 <= seq <= MAX_SEQ:
-            return None
-        ts = get("ts")
-        if (
-            type(ts) is str
-            and len(ts) == 24
-            and (minute_ms := minutes.get(ts[:16])) is not None
-            and (second_ms := seconds.get(ts[16:20])) is not None
-            and (milli := millis.get(ts[20:])) is not None
-        ):
-            ts_ms = minute_ms + second_ms + milli
-        else:
-            plain_ts_ms = _plain_ts_ms(ts)
-            if plain_ts_ms is None:
-                return None
-            ts_ms = plain_ts_ms
-        # Each value: a float already in micro-units and in range, inline; anything else below.
-        e = get("energy_wh")
-        if not (type(e) is float and (m := e * 1e6).is_integer() and m / 1e6 == e and 0.0 <= e <= MAX_REGISTER_WH):
-            e = value(e, 0.0, MAX_REGISTER_WH)
-            if e is None:
-                return None
-        p = get("power_w")
-        if not (type(p) is float and (m := p * 1e6).is_integer() and m / 1e6 == p and 0.0 <= p <= MAX_POWER_W):
-            p = optional(p, 0.0, MAX_POWER_W)
-            if p is False:
-                return None
-        v = get("voltage_v")
-        if not (type(v) is float and (m := v * 1e6).is_integer() and m / 1e6 == v and 0.0 <= v <= MAX_ELECTRICAL):
-            v = optional(v, 0.0, MAX_ELECTRICAL)
-            if v is False:
-                return None
-        c = get("current_a")
-        if not (type(c) is float and (m := c * 1e6).is_integer() and m / 1e6 == c and 0.0 <= c <= MAX_ELECTRICAL):
-            c = optional(c, 0.0, MAX_ELECTRICAL)
-            if c is False:
-                return None
-        pf = get("pf")
-        if not (type(pf) is float and (m := pf * 1e6).is_integer() and m / 1e6 == pf and -1.0 <= pf <= 1.0):
-            pf = optional(pf, -1.0, 1.0)
-            if pf is False:
-                return None
-        x = get("energy_export_wh")
-        if x is not None:
-            x = optional(x, 0.0, MAX_REGISTER_WH)
-            if x is False:
-                return None
-        if earliest_ok_ms <= ts_ms <= latest_ok_ms and 0 <= ts_ms <= MAX_TS_MS:
-            # The tuple's own constructor: Reading(...) would add a Python call per reading.
-            out.append(new_reading(Reading, (device_id, seq, ts_ms, e, p, v, c, pf, x)))
-        else:
-            rejection = _time_rejection(ts_ms, index, window)
-            assert rejection is not None
-            rejections.append(rejection)
+    """The readings and time rejections of a record whose readings are all plainly valid, else None."""
+    _, earliest_ok_ms, latest_ok_ms = window
+    if _compiled_plain_readings is None or not -_WINDOW_LIMIT_MS < earliest_ok_ms <= latest_ok_ms < _WINDOW_LIMIT_MS:
+        return None
+    plain = _compiled_plain_readings(device_id, readings, earliest_ok_ms, latest_ok_ms, Reading)
+    if plain is None:
+        return None
+    out, outside = plain
+    rejections = []
+    for index, ts_ms in outside:
+        rejection = _time_rejection(ts_ms, index, window)
+        assert rejection is not None
+        rejections.append(rejection)
     return out, rejections

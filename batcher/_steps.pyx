@@ -1,0 +1,351 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False
+"""The batcher's common step, compiled: ``batcher.batch._common_steps`` without the interpreter.
+
+The common step is the next seq, no later than a silence after the newest reading and not
+before it, an import register that rises within the max-power bound (or falls within the
+tolerance) with nothing held, no export register, no gap or span kept for late readings. For
+it every rule of ``batcher.batch`` reduces to what is done here, in the order ``take`` would do
+it (the numbering, the step, the sample, the register), and the result is the same to the last
+bit: the figures of the buckets are read into C doubles and integers once per hour, changed by
+the very operations the interpreter would do, in its order, and written back before anything
+else reads them. ``tests/unit/batcher/test_batcher_common_step.py`` holds it to the general rules.
+
+A reading the step does not cover (or a value of an unexpected type) ends the run: the caller's
+general rules take it, and the step resumes after it.
+"""
+
+from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.tuple cimport PyTuple_GET_ITEM
+
+from batcher.buckets import HOUR_MS as _HOUR_MS, QUARTER_MS as _QUARTER_MS, day_key, hour_key
+from batcher.registers import MS_PER_HOUR as _MS_PER_HOUR
+from batcher.state import Point, Span
+from readings.models import Reading
+
+cdef long long HOUR_MS = _HOUR_MS
+cdef long long QUARTER_MS = _QUARTER_MS
+# The interpreter divides a float by the int MS_PER_HOUR, which it turns into this double.
+cdef double MS_PER_HOUR = <double>_MS_PER_HOUR
+
+
+# What the common step changes of one bucket (``BucketAggregate``).
+cdef struct Figures:
+    double energy_wh
+    long long samples
+    long long power_samples
+    double power_sum_w
+    double power_max_w
+    bint has_power_max
+    long long first_ts_ms
+    bint has_first
+    long long last_ts_ms
+    bint has_last
+
+
+# What the common step changes of one quarter (``Quarter``).
+cdef struct QuarterFigures:
+    double energy_wh
+    long long samples
+    double power_max_w
+    bint has_power_max
+
+
+# The current hour's and day's figures, while they are held in C.
+cdef struct Open:
+    Figures hour
+    Figures day
+    QuarterFigures q[4]
+
+
+cdef inline bint _int(object value, long long* out):
+    """``value`` as a C integer when it is a Python int that fits one."""
+    cdef int overflow = 0
+    if type(value) is not int:
+        return False
+    out[0] = PyLong_AsLongLongAndOverflow(value, &overflow)
+    return not overflow
+
+
+cdef int _load_bucket(Figures* f, object agg) except -1:
+    cdef object value
+    cdef long long whole
+    if type(agg.energy_wh) is not float or type(agg.power_sum_w) is not float:
+        return 0
+    f.energy_wh = PyFloat_AS_DOUBLE(agg.energy_wh)
+    f.power_sum_w = PyFloat_AS_DOUBLE(agg.power_sum_w)
+    if not _int(agg.samples, &f.samples) or not _int(agg.power_samples, &f.power_samples):
+        return 0
+    value = agg.power_max_w
+    f.has_power_max = value is not None
+    if f.has_power_max:
+        if type(value) is not float:
+            return 0
+        f.power_max_w = PyFloat_AS_DOUBLE(value)
+    value = agg.first_ts_ms
+    f.has_first = value is not None
+    if f.has_first and not _int(value, &f.first_ts_ms):
+        return 0
+    value = agg.last_ts_ms
+    f.has_last = value is not None
+    if f.has_last and not _int(value, &f.last_ts_ms):
+        return 0
+    return 1
+
+
+cdef int _store_bucket(Figures* f, object agg) except -1:
+    agg.energy_wh = f.energy_wh
+    agg.samples = f.samples
+    agg.power_samples = f.power_samples
+    agg.power_sum_w = f.power_sum_w
+    agg.power_max_w = f.power_max_w if f.has_power_max else None
+    agg.first_ts_ms = f.first_ts_ms if f.has_first else None
+    agg.last_ts_ms = f.last_ts_ms if f.has_last else None
+    return 0
+
+
+cdef int _load(Open* o, object hour, object day) except -1:
+    """1 when the hour's and the day's figures are held in ``o``; 0 when one is not as expected."""
+    cdef list quarters = hour.quarters
+    cdef object q, value
+    cdef int k
+    if not _load_bucket(&o.hour, hour) or not _load_bucket(&o.day, day):
+        return 0
+    if len(quarters) != 4:
+        return 0
+    for k in range(4):
+        q = quarters[k]
+        if type(q.energy_wh) is not float or not _int(q.samples, &o.q[k].samples):
+            return 0
+        o.q[k].energy_wh = PyFloat_AS_DOUBLE(q.energy_wh)
+        value = q.power_max_w
+        o.q[k].has_power_max = value is not None
+        if o.q[k].has_power_max:
+            if type(value) is not float:
+                return 0
+            o.q[k].power_max_w = PyFloat_AS_DOUBLE(value)
+    return 1
+
+
+cdef int _store(Open* o, object hour, object day) except -1:
+    cdef list quarters = hour.quarters
+    cdef object q
+    cdef int k
+    _store_bucket(&o.hour, hour)
+    _store_bucket(&o.day, day)
+    for k in range(4):
+        q = quarters[k]
+        q.energy_wh = o.q[k].energy_wh
+        q.samples = o.q[k].samples
+        q.power_max_w = o.q[k].power_max_w if o.q[k].has_power_max else None
+    return 0
+
+
+cdef inline void _sample(Figures* f, long long ts_ms, bint has_power, double power_w):
+    # ``BucketAggregate.add_sample``: ``min`` and ``max`` keep their first argument on a tie,
+    # and so do these comparisons.
+    f.samples += 1
+    if not f.has_first or ts_ms < f.first_ts_ms:
+        f.first_ts_ms, f.has_first = ts_ms, True
+    if not f.has_last or ts_ms > f.last_ts_ms:
+        f.last_ts_ms, f.has_last = ts_ms, True
+    if has_power:
+        f.power_samples += 1
+        f.power_sum_w += power_w
+        if not f.has_power_max or power_w > f.power_max_w:
+            f.power_max_w, f.has_power_max = power_w, True
+
+
+def common_steps(run, list readings, Py_ssize_t index):
+    """Take readings from ``index`` on while each is the common step; the index of the first that is not.
+
+    ``run`` is the device's ``batcher.batch._DeviceRun``.
+    """
+    state = run.state
+    newest = state.newest
+    register = state.register
+    ref = register.ref
+    if (
+        newest is None
+        or ref is None
+        or state.newest_raw_ts_ms is not None
+        or state.export is not None
+        or state.gaps
+        or register.suspect is not None
+        or register.anchor is not None
+        or register.spans
+    ):
+        return index
+    rules, stats, seen = run.rules, run.stats, state.seen
+    cdef list intervals = seen._intervals
+    if not intervals:
+        return index
+    cdef list tail = intervals[len(intervals) - 1]
+    cdef long long tail_high = 0
+    cdef double tolerance_wh = rules.tolerance_wh
+    cdef double max_power_w = rules.max_power_w
+    cdef long long silence_ms = 0, late_ms = 0, epoch_ms = 0, cadence_ms = 0, head_ms = 0, first_ms = 0
+    cdef long long newest_seq = 0, newest_ts_ms = 0, ref_seq = 0, ref_ts_ms = 0
+    cdef double ref_wh, energy_wh, rise_wh, power_w = 0.0
+    if (
+        type(ref.energy_wh) is not float
+        or type(stats.energy_wh) is not float
+        or not _int(tail[1], &tail_high)
+        or not _int(rules.silence_limit_ms, &silence_ms)
+        or not _int(rules.late_window_ms, &late_ms)
+        or not _int(newest.seq, &newest_seq)
+        or not _int(newest.ts_ms, &newest_ts_ms)
+        or not _int(ref.seq, &ref_seq)
+        or not _int(ref.ts_ms, &ref_ts_ms)
+    ):
+        return index
+    cdef bint has_epoch = state.epoch_ts_ms is not None
+    cdef bint has_cadence = state.cadence_ms is not None
+    head = state.head
+    first = register.first
+    if (
+        (has_epoch and not _int(state.epoch_ts_ms, &epoch_ms))
+        or (has_cadence and not _int(state.cadence_ms, &cadence_ms))
+        or (head is not None and not _int(head[1], &head_ms))
+        or (first is not None and not _int(first.ts_ms, &first_ms))
+    ):
+        return index
+    ref_wh = PyFloat_AS_DOUBLE(ref.energy_wh)
+    cdef double energy_total_wh = PyFloat_AS_DOUBLE(stats.energy_wh)
+
+    cdef Open o
+    cdef bint held = False
+    cdef long long hour_ms = run.hour_ms
+    cdef long long r_hour_ms, seq = 0, ts_ms = 0, spacing_ms, elapsed_ms, quarter_ms
+    cdef Py_ssize_t start = index, n = len(readings)
+    cdef int k
+    cdef bint has_power
+    cdef object r, seq_o, ts_o, energy_o, power_o
+    hour = day = None
+    last = last_ref = None
+    while index < n:
+        r = readings[index]
+        if type(r) is not Reading:
+            break
+        seq_o = <object>PyTuple_GET_ITEM(r, 1)
+        ts_o = <object>PyTuple_GET_ITEM(r, 2)
+        energy_o = <object>PyTuple_GET_ITEM(r, 3)
+        power_o = <object>PyTuple_GET_ITEM(r, 4)
+        if (
+            not _int(seq_o, &seq)
+            or not _int(ts_o, &ts_ms)
+            or type(energy_o) is not float
+            or (power_o is not None and type(power_o) is not float)
+            or <object>PyTuple_GET_ITEM(r, 8) is not None
+            or ts_ms < 0
+            or newest_seq == 9223372036854775807
+            or seq != newest_seq + 1
+            or not newest_ts_ms <= ts_ms <= newest_ts_ms + silence_ms
+            or (has_epoch and ts_ms < epoch_ms)
+        ):
+            break
+        energy_wh = PyFloat_AS_DOUBLE(energy_o)
+        rise_wh = energy_wh - ref_wh
+        # RegisterRules.max_rise_wh, term for term, so the bound is the same float.
+        elapsed_ms = ts_ms - ref_ts_ms
+        if elapsed_ms < 0:
+            elapsed_ms = 0
+        if not -tolerance_wh <= rise_wh <= max_power_w * <double>elapsed_ms / MS_PER_HOUR + tolerance_wh:
+            break
+        # SeenSeqs.add_next (the seen set is written below, once nothing can end the run).
+        if tail_high != seq - 1:
+            break
+        # The hour and the day of the sample, held in C. ``take`` would put the sample in the
+        # same buckets, so getting them changes nothing when the run ends here.
+        r_hour_ms = ts_ms - ts_ms % HOUR_MS
+        if r_hour_ms != hour_ms:
+            if held:
+                _store(&o, hour, day)
+                held = False
+            run.hour, run.day, run.hour_ms = run.bucket(hour_key(ts_ms)), run.bucket(day_key(ts_ms)), r_hour_ms
+            hour_ms = r_hour_ms
+        if not held:
+            hour, day = run.hour, run.day
+            if not _load(&o, hour, day):
+                break  # figures of an unexpected type: the general rules take this reading
+            held = True
+        tail_high = seq
+        tail[1] = seq_o
+        index += 1
+        # The step (``_step``): the cadence learnt, the first reading let go past the late window.
+        spacing_ms = ts_ms - newest_ts_ms
+        if spacing_ms > 0:
+            if has_cadence:
+                cadence_ms = (7 * cadence_ms + spacing_ms) // 8
+            else:
+                cadence_ms, has_cadence = spacing_ms, True
+        if head is not None and head_ms < ts_ms - late_ms:
+            head = None
+        newest_seq, newest_ts_ms, last = seq, ts_ms, r
+        # The sample, in the hour, its quarter and the day.
+        has_power = power_o is not None
+        if has_power:
+            power_w = PyFloat_AS_DOUBLE(power_o)
+        k = (ts_ms % HOUR_MS) // QUARTER_MS
+        o.q[k].samples += 1
+        _sample(&o.hour, ts_ms, has_power, power_w)
+        o.day.samples += 1
+        if not o.day.has_first or ts_ms < o.day.first_ts_ms:
+            o.day.first_ts_ms, o.day.has_first = ts_ms, True
+        if not o.day.has_last or ts_ms > o.day.last_ts_ms:
+            o.day.last_ts_ms, o.day.has_last = ts_ms, True
+        if has_power:
+            if not o.q[k].has_power_max or power_w > o.q[k].power_max_w:
+                o.q[k].power_max_w, o.q[k].has_power_max = power_w, True
+            o.day.power_samples += 1
+            o.day.power_sum_w += power_w
+            if not o.day.has_power_max or power_w > o.day.power_max_w:
+                o.day.power_max_w, o.day.has_power_max = power_w, True
+        # The register (``RegisterTracker.step`` with nothing held).
+        if first is not None and ts_ms - first_ms > late_ms:
+            first = None
+        if rise_wh < 0:
+            continue  # a decrease within the tolerance is noise: the higher reference stays
+        if rise_wh > 0:
+            energy_total_wh += rise_wh
+            if ts_ms <= ref_ts_ms:
+                quarter_ms = ts_ms - ts_ms % QUARTER_MS
+            else:
+                quarter_ms = ref_ts_ms - ref_ts_ms % QUARTER_MS
+            if ts_ms > quarter_ms + QUARTER_MS or quarter_ms - quarter_ms % HOUR_MS != hour_ms:
+                # Across quarters (split by time), or into another hour: the buckets' own code.
+                _store(&o, hour, day)
+                held = False
+                if ts_ms > quarter_ms + QUARTER_MS:
+                    run.on_moved(rise_wh, ref_ts_ms, ts_ms)
+                else:
+                    energy_hour, energy_day = run.bucket(hour_key(quarter_ms)), run.bucket(day_key(quarter_ms))
+                    energy_hour.energy_wh += rise_wh
+                    energy_hour.quarter(quarter_ms).energy_wh += rise_wh
+                    energy_day.energy_wh += rise_wh
+            else:
+                k = (quarter_ms % HOUR_MS) // QUARTER_MS
+                o.hour.energy_wh += rise_wh
+                o.q[k].energy_wh += rise_wh
+                o.day.energy_wh += rise_wh
+            if seq - ref_seq >= 2 and seen.has_gap(ref_seq, seq):
+                # A span a late reading may split: no longer the common step.
+                register.spans.append(Span(Point(ref_seq, ref_ts_ms, ref_wh), Point(seq_o, ts_o, energy_o), rise_wh))
+                ref_seq, ref_ts_ms, ref_wh, last_ref = seq, ts_ms, energy_wh, r
+                break
+        ref_seq, ref_ts_ms, ref_wh, last_ref = seq, ts_ms, energy_wh, r
+    if held:
+        _store(&o, hour, day)
+    cdef Py_ssize_t taken = index - start
+    if taken:
+        stats.energy_wh = energy_total_wh
+        stats.stored += taken
+        state.newest = Point(last.seq, last.ts_ms, last.energy_wh)
+        state.newest_power_w = last.power_w
+        state.cadence_ms = cadence_ms if has_cadence else None
+        state.head, register.first = head, first
+        if last_ref is last:
+            register.ref = state.newest
+        elif last_ref is not None:
+            register.ref = Point(last_ref.seq, last_ref.ts_ms, last_ref.energy_wh)
+    return index
