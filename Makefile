@@ -11,7 +11,7 @@ APT_PACKAGES := mosquitto mosquitto-clients prometheus docker-compose chromium s
 
 install: $(STAMP) node_modules/.bin/kinesis-local api/static/vendor/uPlot.iife.min.js apt
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml setup.py readings/_plain.pyx batcher/_steps.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip setuptools wheel
 	$(PY) -m pip install --quiet -e '.[test]'

@@ -15,6 +15,7 @@ general rules take it, and the step resumes after it.
 """
 
 from cpython.float cimport PyFloat_AS_DOUBLE
+from cpython.object cimport PyObject
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.tuple cimport PyTuple_GET_ITEM
 
@@ -56,6 +57,8 @@ cdef struct Open:
     Figures hour
     Figures day
     QuarterFigures q[4]
+    unsigned int touched  # the quarters held (bit k: quarter k)
+    PyObject* quarters  # the hour's list of quarters (borrowed: the hour holds it)
 
 
 cdef inline bint _int(object value, long long* out):
@@ -105,39 +108,50 @@ cdef int _store_bucket(Figures* f, object agg) except -1:
 
 
 cdef int _load(Open* o, object hour, object day) except -1:
-    """1 when the hour's and the day's figures are held in ``o``; 0 when one is not as expected."""
+    """1 when the hour's and the day's figures are held in ``o``; 0 when one is not as expected.
+
+    The hour's quarters are read when the step first touches each (``_quarter``).
+    """
     cdef list quarters = hour.quarters
-    cdef object q, value
-    cdef int k
     if not _load_bucket(&o.hour, hour) or not _load_bucket(&o.day, day):
         return 0
     if len(quarters) != 4:
         return 0
-    for k in range(4):
-        q = quarters[k]
-        if type(q.energy_wh) is not float or not _int(q.samples, &o.q[k].samples):
+    o.quarters = <PyObject*>quarters
+    o.touched = 0
+    return 1
+
+
+cdef int _quarter(Open* o, int k) except -1:
+    """Quarter ``k`` held in ``o``: 1, or 0 when its figures are not as expected."""
+    cdef object q, value
+    if o.touched & (1 << k):
+        return 1
+    q = (<list><object>o.quarters)[k]
+    if type(q.energy_wh) is not float or not _int(q.samples, &o.q[k].samples):
+        return 0
+    o.q[k].energy_wh = PyFloat_AS_DOUBLE(q.energy_wh)
+    value = q.power_max_w
+    o.q[k].has_power_max = value is not None
+    if o.q[k].has_power_max:
+        if type(value) is not float:
             return 0
-        o.q[k].energy_wh = PyFloat_AS_DOUBLE(q.energy_wh)
-        value = q.power_max_w
-        o.q[k].has_power_max = value is not None
-        if o.q[k].has_power_max:
-            if type(value) is not float:
-                return 0
-            o.q[k].power_max_w = PyFloat_AS_DOUBLE(value)
+        o.q[k].power_max_w = PyFloat_AS_DOUBLE(value)
+    o.touched |= 1 << k
     return 1
 
 
 cdef int _store(Open* o, object hour, object day) except -1:
-    cdef list quarters = hour.quarters
     cdef object q
     cdef int k
     _store_bucket(&o.hour, hour)
     _store_bucket(&o.day, day)
     for k in range(4):
-        q = quarters[k]
-        q.energy_wh = o.q[k].energy_wh
-        q.samples = o.q[k].samples
-        q.power_max_w = o.q[k].power_max_w if o.q[k].has_power_max else None
+        if o.touched & (1 << k):
+            q = (<list><object>o.quarters)[k]
+            q.energy_wh = o.q[k].energy_wh
+            q.samples = o.q[k].samples
+            q.power_max_w = o.q[k].power_max_w if o.q[k].has_power_max else None
     return 0
 
 
@@ -269,6 +283,17 @@ def common_steps(run, list readings, Py_ssize_t index):
             if not _load(&o, hour, day):
                 break  # figures of an unexpected type: the general rules take this reading
             held = True
+        # The quarters the sample and the energy go to, held before anything is taken.
+        if not _quarter(&o, (ts_ms % HOUR_MS) // QUARTER_MS):
+            break
+        if rise_wh > 0:
+            quarter_ms = ts_ms - ts_ms % QUARTER_MS if ts_ms <= ref_ts_ms else ref_ts_ms - ref_ts_ms % QUARTER_MS
+            if (
+                ts_ms <= quarter_ms + QUARTER_MS
+                and quarter_ms - quarter_ms % HOUR_MS == hour_ms
+                and not _quarter(&o, (quarter_ms % HOUR_MS) // QUARTER_MS)
+            ):
+                break
         tail_high = seq
         tail[1] = seq_o
         index += 1
@@ -308,10 +333,6 @@ def common_steps(run, list readings, Py_ssize_t index):
             continue  # a decrease within the tolerance is noise: the higher reference stays
         if rise_wh > 0:
             energy_total_wh += rise_wh
-            if ts_ms <= ref_ts_ms:
-                quarter_ms = ts_ms - ts_ms % QUARTER_MS
-            else:
-                quarter_ms = ref_ts_ms - ref_ts_ms % QUARTER_MS
             if ts_ms > quarter_ms + QUARTER_MS or quarter_ms - quarter_ms % HOUR_MS != hour_ms:
                 # Across quarters (split by time), or into another hour: the buckets' own code.
                 _store(&o, hour, day)

@@ -220,9 +220,10 @@ class _DeviceRun:
         self.day: BucketAggregate | None = None
 
     def bucket(self, key: str) -> BucketAggregate:
-        agg = self.aggregates.get((self.device_id, key))
+        at = (self.device_id, key)
+        agg = self.aggregates.get(at)
         if agg is None:
-            agg = self.aggregates[(self.device_id, key)] = BucketAggregate.for_bucket(key)
+            agg = self.aggregates[at] = BucketAggregate.for_bucket(key)
         return agg
 
     def on_energy(self, energy_wh: float, start_ms: int, end_ms: int) -> None:

@@ -12,9 +12,14 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# A C compiler for the compiled hot path (the decoder's plain path, the batcher's common step);
+# only this stage has it, the image gets the built package.
+RUN apt-get update \
+ && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 RUN python -m venv /opt/wattstream
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY readings ./readings
 COPY batcher ./batcher
 COPY sinks ./sinks
@@ -22,9 +27,11 @@ COPY consumer ./consumer
 # Only the consumer's packages and dependencies: no box (device/, bridge/: paho, pymodbus,
 # cryptography) and no local dev kit (devstack/). amazon-kclpy downloads the KCL jars from
 # Maven Central while it is built. Check them here, so a build that could not fetch them
-# fails now rather than the task at its first start.
+# fails now rather than the task at its first start; and so must a build whose hot path did
+# not compile.
 RUN /opt/wattstream/bin/pip install '.[consumer]' \
- && /opt/wattstream/bin/python -m consumer.jars --check
+ && /opt/wattstream/bin/python -m consumer.jars --check \
+ && /opt/wattstream/bin/python -c 'import batcher.batch as b, readings.decode as d; assert b.COMPILED and d.COMPILED, "hot path not compiled"'
 
 FROM ${PYTHON_IMAGE}
 # The man folder is missing from slim images and openjdk's postinst links its man pages there.

@@ -15,15 +15,17 @@ hostile readings.
 
 from cpython.float cimport PyFloat_AS_DOUBLE, PyFloat_FromDouble
 from cpython.long cimport PyLong_AsLongLongAndOverflow
-from cpython.object cimport PyTypeObject
-from cpython.ref cimport Py_INCREF
+from cpython.dict cimport PyDict_Next
+from cpython.object cimport PyObject, PyTypeObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_SET_ITEM
 from libc.math cimport floor, isfinite
 
-from readings.models import MAX_ELECTRICAL, MAX_POWER_W, MAX_REGISTER_WH, MAX_SEQ
+from readings.models import MAX_ELECTRICAL, MAX_POWER_W, MAX_READINGS, MAX_REGISTER_WH, MAX_SEQ, MAX_TS_MS
 
 cdef extern from "Python.h":
     Py_UCS4 PyUnicode_READ_CHAR(object, Py_ssize_t)
+    Py_ssize_t PyUnicode_GET_LENGTH(object)
     object PyType_GenericAlloc(PyTypeObject*, Py_ssize_t)
 
 
@@ -43,6 +45,35 @@ cdef str K_VOLTAGE = "voltage_v"
 cdef str K_CURRENT = "current_a"
 cdef str K_PF = "pf"
 cdef str K_EXPORT = "energy_export_wh"
+
+cdef enum:
+    F_SEQ, F_TS, F_ENERGY, F_POWER, F_VOLTAGE, F_CURRENT, F_PF, F_EXPORT, FIELDS
+    _OTHER_NAME = -1
+    _NOT_A_NAME = -2
+
+# The name objects last seen for each field. A parser hands out the same object for the same
+# name again and again (orjson keeps a cache of them), so a field is mostly known by identity;
+# a reference is kept so that an object freed and reused for another name cannot match.
+cdef PyObject* _names[FIELDS]
+cdef tuple _NAMES_TEXT = (K_SEQ, K_TS, K_ENERGY, K_POWER, K_VOLTAGE, K_CURRENT, K_PF, K_EXPORT)
+
+
+cdef inline int _field(PyObject* key):
+    """The field a reading's key names, ``_OTHER_NAME``, or ``_NOT_A_NAME`` (not a str)."""
+    cdef int k
+    for k in range(FIELDS):
+        if _names[k] == key:
+            return k
+    if type(<object>key) is not str:
+        return _NOT_A_NAME
+    for k in range(FIELDS):
+        if <str>key == <str>_NAMES_TEXT[k]:
+            Py_XDECREF(_names[k])
+            Py_INCREF(<object>key)
+            _names[k] = key
+            return k
+    return _OTHER_NAME
+
 
 cdef object _NOT_PLAIN = object()
 """What a value check returns when the model might not take the value as it is."""
@@ -186,7 +217,12 @@ def plain_readings(str device_id, list readings, long long earliest_ok_ms, long 
     cdef list out = []
     cdef list outside = []
     cdef Py_ssize_t index, n = len(readings)
-    cdef object raw, seq_o, e, p, v, c, pf, x, item
+    cdef object raw, seq_o, ts_o, e, p, v, c, pf, x, item
+    cdef object value
+    cdef int field
+    cdef Py_ssize_t pos
+    cdef PyObject* key_p
+    cdef PyObject* value_p
     cdef long long seq, ts_ms
     cdef int overflow = 0
     cdef dict d
@@ -196,31 +232,57 @@ def plain_readings(str device_id, list readings, long long earliest_ok_ms, long 
         if type(raw) is not dict:
             return None
         d = <dict>raw
-        seq_o = d.get(K_SEQ)
+        # One pass over the reading's fields (a look-up per field would hash and compare each
+        # name again); other fields are ignored, as the model ignores them.
+        seq_o = ts_o = e = p = v = c = pf = x = None
+        pos = 0
+        while PyDict_Next(d, &pos, &key_p, &value_p):
+            field = _field(key_p)
+            if field < 0:
+                if field == _NOT_A_NAME:
+                    return None
+                continue
+            value = <object>value_p
+            if field == F_SEQ:
+                seq_o = value
+            elif field == F_TS:
+                ts_o = value
+            elif field == F_ENERGY:
+                e = value
+            elif field == F_POWER:
+                p = value
+            elif field == F_VOLTAGE:
+                v = value
+            elif field == F_CURRENT:
+                c = value
+            elif field == F_PF:
+                pf = value
+            else:
+                x = value
         if type(seq_o) is not int:
             return None
         seq = PyLong_AsLongLongAndOverflow(seq_o, &overflow)
         if overflow or seq < 0 or seq > _MAX_SEQ:
             return None
-        ts_ms = _ts_ms(d.get(K_TS))
+        ts_ms = _ts_ms(ts_o)
         if ts_ms < 0:
             return None
-        e = _value(d.get(K_ENERGY), 0.0, _MAX_REGISTER_WH)
+        e = _value(e, 0.0, _MAX_REGISTER_WH)
         if e is _NOT_PLAIN:
             return None
-        p = _optional(d.get(K_POWER), 0.0, _MAX_POWER_W)
+        p = _optional(p, 0.0, _MAX_POWER_W)
         if p is _NOT_PLAIN:
             return None
-        v = _optional(d.get(K_VOLTAGE), 0.0, _MAX_ELECTRICAL)
+        v = _optional(v, 0.0, _MAX_ELECTRICAL)
         if v is _NOT_PLAIN:
             return None
-        c = _optional(d.get(K_CURRENT), 0.0, _MAX_ELECTRICAL)
+        c = _optional(c, 0.0, _MAX_ELECTRICAL)
         if c is _NOT_PLAIN:
             return None
-        pf = _optional(d.get(K_PF), -1.0, 1.0)
+        pf = _optional(pf, -1.0, 1.0)
         if pf is _NOT_PLAIN:
             return None
-        x = _optional(d.get(K_EXPORT), 0.0, _MAX_REGISTER_WH)
+        x = _optional(x, 0.0, _MAX_REGISTER_WH)
         if x is _NOT_PLAIN:
             return None
         if not earliest_ok_ms <= ts_ms <= latest_ok_ms:
@@ -239,3 +301,82 @@ def plain_readings(str device_id, list readings, long long earliest_ok_ms, long 
         _put(item, 8, x)
         out.append(item)
     return out, outside
+
+
+cdef inline bint _thing_name(str value):
+    """``readings.models.is_thing_name``: 1 to 128 of ``A-Z a-z 0-9 : _ -``."""
+    cdef Py_ssize_t k, n = len(value)
+    cdef Py_UCS4 c
+    if n < 1 or n > 128:
+        return False
+    for k in range(n):
+        c = PyUnicode_READ_CHAR(value, k)
+        if not (
+            (c >= 48 and c <= 58)  # 0-9 and ':'
+            or (c >= 65 and c <= 90)
+            or (c >= 97 and c <= 122)
+            or c == 95  # '_'
+            or c == 45  # '-'
+        ):
+            return False
+    return True
+
+
+cdef long long _LIMIT_MS = 2**61
+cdef long long _MAX_TS_MS = MAX_TS_MS
+cdef Py_ssize_t _MAX_READINGS = MAX_READINGS
+
+
+def plain_record(
+    object doc, object partition_key, object fallback_received_ms, object future_tolerance_ms, object max_age_ms,
+    type reading_type,
+):
+    """``(device_id, readings, [(index, ts_ms), ...], received_ms)`` of a parsed record that is plainly
+    valid whole: a version 1 envelope whose thing is its device id and its partition key, and
+    readings ``plain_readings`` takes. None for anything else (``decode_record`` decides those).
+    """
+    cdef long long received, fallback, tolerance, max_age
+    cdef int overflow = 0
+    if type(doc) is not dict:
+        return None
+    cdef dict d = <dict>doc
+    version = d.get("v")
+    if type(version) is not int or version != 1:
+        return None
+    device_id, thing, readings = d.get("device_id"), d.get("thing"), d.get("readings")
+    if type(device_id) is not str or type(thing) is not str or type(readings) is not list:
+        return None
+    if device_id != thing or not _thing_name(<str>thing):
+        return None
+    if partition_key is not None and not (type(partition_key) is str and partition_key == thing):
+        return None
+    n = len(<list>readings)
+    if n < 1 or n > _MAX_READINGS:
+        return None
+    if (
+        type(fallback_received_ms) is not int
+        or type(future_tolerance_ms) is not int
+        or type(max_age_ms) is not int
+    ):
+        return None
+    fallback = PyLong_AsLongLongAndOverflow(fallback_received_ms, &overflow)
+    if overflow or not -_LIMIT_MS < fallback < _LIMIT_MS:
+        return None
+    tolerance = PyLong_AsLongLongAndOverflow(future_tolerance_ms, &overflow)
+    if overflow or not 0 <= tolerance < _LIMIT_MS:
+        return None
+    max_age = PyLong_AsLongLongAndOverflow(max_age_ms, &overflow)
+    if overflow or not 0 <= max_age < _LIMIT_MS:
+        return None
+    value = d.get("received_ms")
+    received = fallback
+    if type(value) is int:
+        received = PyLong_AsLongLongAndOverflow(value, &overflow)
+        if overflow or not 0 <= received <= _MAX_TS_MS:
+            received = fallback
+    elif type(value) is not bool and isinstance(value, int):
+        return None  # an int of another type: not what JSON gives
+    plain = plain_readings(<str>device_id, <list>readings, received - max_age, received + tolerance, reading_type)
+    if plain is None:
+        return None
+    return device_id, plain[0], plain[1], received

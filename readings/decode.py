@@ -24,10 +24,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from pydantic import AwareDatetime, TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from readings.errors import Reason
 from readings.models import (
+    MAX_READINGS,
     MAX_TS_MS,
     SCHEMA_VERSION,
     Reading,
@@ -41,10 +42,7 @@ DEFAULT_MAX_AGE_MS = 35 * 24 * 3600 * 1000
 
 MAX_RECORD_BYTES = 128 * 1024 + 512
 """IoT Core's largest message (128 KB) plus what the rule adds (``thing``, ``received_ms``)."""
-MAX_READINGS = 1000
-"""Readings per message; the box sends a few dozen (it keeps a message under 5 KB)."""
 MAX_DETAIL_CHARS = 200
-_TS = TypeAdapter(AwareDatetime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +127,9 @@ def decode_record(
         doc = _loads(data)
     except Exception as exc:  # noqa: BLE001 - ValueError, UnicodeDecodeError, RecursionError, ...
         return _record_rejection(None, Reason.INVALID_JSON, f"{type(exc).__name__}: {exc}")
+    plain = _plain_record(doc, partition_key, fallback_received_ms, future_tolerance_ms, max_age_ms)
+    if plain is not None:
+        return plain
     if not isinstance(doc, dict):
         return _record_rejection(None, Reason.INVALID_JSON, "not a JSON object")
     # JSON true would compare equal to 1 in Python; it is not a version number.
@@ -164,9 +165,9 @@ def decode_record(
 
     out = Decoded(device_id)
     window = (received_ms, earliest_ok_ms, latest_ok_ms)
-    plain = _plain_readings(device_id, readings, window)
-    if plain is not None:
-        out.readings, out.rejections = plain
+    plain_readings = _plain_readings(device_id, readings, window)
+    if plain_readings is not None:
+        out.readings, out.rejections = plain_readings
         return out
     # Some reading is not plainly valid: the wire model, reading by reading, finds which and why.
     out.readings, out.rejections = _model_readings(device_id, readings, window)
@@ -237,12 +238,34 @@ def _time_rejection(ts_ms: int, index: int, window: tuple[int, int, int]) -> Rej
 
 try:
     from readings._plain import plain_readings as _compiled_plain_readings
+    from readings._plain import plain_record as _compiled_plain_record
 except ImportError:  # pragma: no cover - a build without a C compiler
-    _compiled_plain_readings = None
+    _compiled_plain_readings = _compiled_plain_record = None  # type: ignore[assignment]
 
 COMPILED = _compiled_plain_readings is not None
 """Whether the plain path is there (it is in every image and wheel built with a C compiler)."""
 _WINDOW_LIMIT_MS = 2**62
+
+
+def _plain_record(
+    doc: Any, partition_key: str | None, fallback_received_ms: int, future_tolerance_ms: int, max_age_ms: int
+) -> Decoded | None:
+    """What ``decode_record`` gives for a parsed record that is plainly valid whole, else None."""
+    if _compiled_plain_record is None:
+        return None
+    plain = _compiled_plain_record(doc, partition_key, fallback_received_ms, future_tolerance_ms, max_age_ms, Reading)
+    if plain is None:
+        return None
+    device_id, readings, outside, received_ms = plain
+    out = Decoded(device_id, readings)
+    if outside:
+        window = (received_ms, received_ms - max_age_ms, received_ms + future_tolerance_ms)
+        out.rejections = [_time_rejection(ts_ms, index, window) or _never() for index, ts_ms in outside]
+    return out
+
+
+def _never() -> Rejection:
+    raise AssertionError("a reading outside the window has a time rejection")
 
 
 def _plain_readings(
@@ -256,9 +279,4 @@ def _plain_readings(
     if plain is None:
         return None
     out, outside = plain
-    rejections = []
-    for index, ts_ms in outside:
-        rejection = _time_rejection(ts_ms, index, window)
-        assert rejection is not None
-        rejections.append(rejection)
-    return out, rejections
+    return out, [_time_rejection(ts_ms, index, window) or _never() for index, ts_ms in outside]

@@ -28,6 +28,8 @@ MAX_SEQ = 2**63 - 1
 """A box's counter fits a signed 64-bit integer; larger numbers are not counters."""
 MAX_TS_MS = 253_402_300_799_999
 """9999-12-31T23:59:59.999Z, the last instant RFC 3339 can write."""
+MAX_READINGS = 1000
+"""Readings per message; the box sends a few dozen (it keeps a message under 5 KB)."""
 
 
 def _json_number(value: object) -> object:
