@@ -6,7 +6,8 @@ processor runs per record: ``decode_record`` (size limits, envelope, every readi
 and ``compute_batch`` over batches of one record per device (a flush of a fleet that sends one
 message per device per flush), state carried from batch to batch. Both run in this process on
 the same payloads, interleaved, best of ``--repeat`` each, so the machine's noise cancels in the
-ratio. The store is left out (``bench.fleet_cost`` measures it).
+ratio. The store is left out (``bench.fleet_cost`` measures it). All of them run with the record
+processor's garbage-collector thresholds (``consumer.tuning``), as a shard's processor does.
 
 Shapes: ``60x100`` is 60 readings per record (~6 KB) from 100 devices; ``6x2500`` is W1's
 shard, 6 readings per record from 2,500 devices. Run:
@@ -24,10 +25,11 @@ from datetime import datetime
 
 import orjson
 
-from batcher import DeviceState, compute_batch
+from batcher import DeviceState, batch, compute_batch
 from consumer.settings import Settings
+from consumer.tuning import GC_THRESHOLDS, tune_gc
 from devstack.loadgen import Fleet
-from readings import Reading, decode_record
+from readings import Reading, decode, decode_record
 
 SHAPES = {"60x100": (60, 100), "6x2500": (6, 2500)}
 INTERVAL_MS = 10_000
@@ -139,6 +141,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, help="records per run (default: 60,000 readings' worth)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved runs of each, the best one counts")
     args = parser.parse_args()
+    tune_gc()
+    print(f"compiled hot path: decoder {decode.COMPILED}, batcher {batch.COMPILED}; gc thresholds {GC_THRESHOLDS}")
     for shape in args.shape or ["60x100", "6x2500"]:
         per_record, _ = SHAPES[shape]
         measure(shape, args.records or 60_000 // per_record, args.repeat)

@@ -38,14 +38,15 @@ import structlog
 from amazon_kclpy import kcl
 from amazon_kclpy.v3 import processor
 
-from batcher import BatchBuffer, FlushTrigger
+from batcher import BatchBuffer, FlushTrigger, batch
 from consumer import metrics
 from consumer.alerting import Thresholds
 from consumer.lineage import Lineage, shard_lineage
 from consumer.protocol import Committed, Fenced, ShardMemory, Stores, commit
 from consumer.records import MAX_REJECTIONS_LISTED, PendingRecord
 from consumer.settings import Settings
-from readings import Reason, Rejection, decode_record
+from consumer.tuning import tune_gc
+from readings import Reason, Rejection, decode, decode_record
 from sinks.aggregates import AggregateStore
 from sinks.alerts import AlertOutbox, SnsNotifier
 from sinks.archive import Archive
@@ -465,6 +466,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     settings = Settings()
     configure(settings.log_level, process="record_processor", pid=os.getpid())
+    tune_gc()
+    if not (batch.COMPILED and decode.COMPILED):
+        structlog.get_logger().warning("hot_path_not_compiled", batcher=batch.COMPILED, decoder=decode.COMPILED)
     kcl.KCLProcess(build(settings)).run()
 
 
