@@ -12,7 +12,7 @@ processor's garbage-collector thresholds (``consumer.tuning``), as a shard's pro
 Shapes: ``60x100`` is 60 readings per record (~6 KB) from 100 devices; ``6x2500`` is W1's
 shard, 6 readings per record from 2,500 devices. Run:
 
-    .venv/bin/python -m bench.hot_path [--shape 60x100|6x2500] [--records N] [--repeat 5]
+    .venv/bin/python -m bench.hot_path [--shape 60x100|6x2500] [--records N] [--repeat 5] [--default-gc]
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ import orjson
 
 from batcher import DeviceState, batch, compute_batch
 from consumer.settings import Settings
-from consumer.tuning import GC_THRESHOLDS, tune_gc
+from consumer.tuning import tune_gc
 from devstack.loadgen import Fleet
 from readings import Reading, decode, decode_record
 
@@ -140,9 +140,11 @@ def main() -> None:
     parser.add_argument("--shape", choices=sorted(SHAPES), action="append", help="both shapes when not given")
     parser.add_argument("--records", type=int, help="records per run (default: 60,000 readings' worth)")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved runs of each, the best one counts")
+    parser.add_argument("--default-gc", action="store_true", help="CPython's own gc thresholds, not the processor's")
     args = parser.parse_args()
-    tune_gc()
-    print(f"compiled hot path: decoder {decode.COMPILED}, batcher {batch.COMPILED}; gc thresholds {GC_THRESHOLDS}")
+    if not args.default_gc:
+        tune_gc()
+    print(f"compiled hot path: decoder {decode.COMPILED}, batcher {batch.COMPILED}; gc thresholds {gc.get_threshold()}")
     for shape in args.shape or ["60x100", "6x2500"]:
         per_record, _ = SHAPES[shape]
         measure(shape, args.records or 60_000 // per_record, args.repeat)
