@@ -15,14 +15,135 @@ general rules take it, and the step resumes after it.
 """
 
 from cpython.float cimport PyFloat_AS_DOUBLE
-from cpython.object cimport PyObject
+from cpython.object cimport PyObject, PyTypeObject
 from cpython.long cimport PyLong_AsLongLongAndOverflow
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_GET_ITEM
 
-from batcher.buckets import HOUR_MS as _HOUR_MS, QUARTER_MS as _QUARTER_MS, day_key, hour_key
+import dataclasses
+import types
+
+from batcher.buckets import HOUR_MS as _HOUR_MS, QUARTER_MS as _QUARTER_MS, BucketAggregate, Quarter, day_key, hour_key
 from batcher.registers import MS_PER_HOUR as _MS_PER_HOUR
 from batcher.state import Point, Span
 from readings.models import Reading
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    object PyType_GenericAlloc(PyTypeObject*, Py_ssize_t)
+
+
+# ---- slots by offset ----------------------------------------------------------------------------
+#
+# The classes the step reads and writes are slotted dataclasses: each field is a slot at a fixed
+# offset in the object, which its member descriptor holds. Reading the slot at that offset is what
+# the descriptor does, without looking the name up on the type first; every object is checked to
+# be of the exact class first, so the offset is its own.
+
+cdef Py_ssize_t _offset(type cls, str name) except -1:
+    descriptor = cls.__dict__.get(name)
+    if type(descriptor) is not types.MemberDescriptorType:
+        raise ImportError(f"{cls.__name__}.{name} is not a slot")
+    return (<PyMemberDescrObject*><PyObject*>descriptor).d_member.offset
+
+
+cdef inline PyObject* _peek(object obj, Py_ssize_t offset):
+    """The slot's value, borrowed; NULL when it was never set."""
+    return (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
+
+
+cdef inline object _get(object obj, Py_ssize_t offset):
+    cdef PyObject* value = _peek(obj, offset)
+    if value == NULL:
+        raise AttributeError("slot not set")
+    return <object>value
+
+
+cdef inline void _put(object obj, Py_ssize_t offset, object value):
+    cdef PyObject** at = <PyObject**>((<char*><PyObject*>obj) + offset)
+    cdef PyObject* old = at[0]
+    Py_INCREF(value)
+    at[0] = <PyObject*>value
+    Py_XDECREF(old)
+
+
+cdef Py_ssize_t B_ENERGY = _offset(BucketAggregate, "energy_wh")
+cdef Py_ssize_t B_SAMPLES = _offset(BucketAggregate, "samples")
+cdef Py_ssize_t B_POWER_SAMPLES = _offset(BucketAggregate, "power_samples")
+cdef Py_ssize_t B_POWER_SUM = _offset(BucketAggregate, "power_sum_w")
+cdef Py_ssize_t B_POWER_MAX = _offset(BucketAggregate, "power_max_w")
+cdef Py_ssize_t B_FIRST = _offset(BucketAggregate, "first_ts_ms")
+cdef Py_ssize_t B_LAST = _offset(BucketAggregate, "last_ts_ms")
+cdef Py_ssize_t B_QUARTERS = _offset(BucketAggregate, "quarters")
+cdef Py_ssize_t Q_ENERGY = _offset(Quarter, "energy_wh")
+cdef Py_ssize_t Q_SAMPLES = _offset(Quarter, "samples")
+cdef Py_ssize_t Q_POWER_MAX = _offset(Quarter, "power_max_w")
+
+
+# ---- fresh buckets ------------------------------------------------------------------------------
+#
+# ``BucketAggregate.for_bucket``, built the way ``object.__new__`` and the generated ``__init__``
+# build it (every slot set to its field's default), without the interpreter. Only classes whose
+# fields all have plain immutable defaults, and no ``__post_init__``, qualify; anything else fails
+# the import, and the general rules take every reading.
+
+cdef struct Defaults:
+    Py_ssize_t n
+    Py_ssize_t offsets[32]
+    PyObject* values[32]  # borrowed: the dataclass's fields keep them
+
+
+cdef Defaults _BUCKET
+cdef Defaults _QUARTER
+
+
+cdef int _defaults(Defaults* out, type cls) except -1:
+    if hasattr(cls, "__post_init__") or len(dataclasses.fields(cls)) > 32:
+        raise ImportError(f"{cls.__name__} is not built from its defaults alone")
+    out.n = 0
+    for f in dataclasses.fields(cls):
+        if f.default_factory is not dataclasses.MISSING or not (
+            f.default is None or type(f.default) is int or type(f.default) is float
+        ):
+            raise ImportError(f"{cls.__name__}.{f.name} has no plain default")
+        out.offsets[out.n] = _offset(cls, f.name)
+        out.values[out.n] = <PyObject*>f.default
+        out.n += 1
+    if len(cls.__slots__) != out.n:
+        raise ImportError(f"{cls.__name__} has slots that are not fields")
+    return 0
+
+
+cdef object _new(type cls, Defaults* defaults):
+    obj = PyType_GenericAlloc(<PyTypeObject*>cls, 0)
+    cdef Py_ssize_t k
+    for k in range(defaults.n):
+        _put(obj, defaults.offsets[k], <object>defaults.values[k])
+    return obj
+
+
+cdef object _bucket(dict aggregates, object device_id, str key, bint hourly):
+    """``_DeviceRun.bucket``: the device's bucket ``key`` of the batch, made if it is not there."""
+    at = (device_id, key)
+    agg = aggregates.get(at)
+    if agg is None:
+        agg = _new(BucketAggregate, &_BUCKET)
+        if hourly:
+            _put(
+                agg,
+                B_QUARTERS,
+                [_new(Quarter, &_QUARTER), _new(Quarter, &_QUARTER), _new(Quarter, &_QUARTER), _new(Quarter, &_QUARTER)],
+            )
+        aggregates[at] = agg
+    return agg
+
+
+_defaults(&_BUCKET, BucketAggregate)
+_defaults(&_QUARTER, Quarter)
+
 
 cdef long long HOUR_MS = _HOUR_MS
 cdef long long QUARTER_MS = _QUARTER_MS
@@ -71,39 +192,41 @@ cdef inline bint _int(object value, long long* out):
 
 
 cdef int _load_bucket(Figures* f, object agg) except -1:
-    cdef object value
-    cdef long long whole
-    if type(agg.energy_wh) is not float or type(agg.power_sum_w) is not float:
+    cdef PyObject* value
+    if type(agg) is not BucketAggregate:
         return 0
-    f.energy_wh = PyFloat_AS_DOUBLE(agg.energy_wh)
-    f.power_sum_w = PyFloat_AS_DOUBLE(agg.power_sum_w)
-    if not _int(agg.samples, &f.samples) or not _int(agg.power_samples, &f.power_samples):
+    energy, power_sum = _get(agg, B_ENERGY), _get(agg, B_POWER_SUM)
+    if type(energy) is not float or type(power_sum) is not float:
         return 0
-    value = agg.power_max_w
-    f.has_power_max = value is not None
+    f.energy_wh = PyFloat_AS_DOUBLE(energy)
+    f.power_sum_w = PyFloat_AS_DOUBLE(power_sum)
+    if not _int(_get(agg, B_SAMPLES), &f.samples) or not _int(_get(agg, B_POWER_SAMPLES), &f.power_samples):
+        return 0
+    power_max = _get(agg, B_POWER_MAX)
+    f.has_power_max = power_max is not None
     if f.has_power_max:
-        if type(value) is not float:
+        if type(power_max) is not float:
             return 0
-        f.power_max_w = PyFloat_AS_DOUBLE(value)
-    value = agg.first_ts_ms
-    f.has_first = value is not None
-    if f.has_first and not _int(value, &f.first_ts_ms):
+        f.power_max_w = PyFloat_AS_DOUBLE(power_max)
+    first = _get(agg, B_FIRST)
+    f.has_first = first is not None
+    if f.has_first and not _int(first, &f.first_ts_ms):
         return 0
-    value = agg.last_ts_ms
-    f.has_last = value is not None
-    if f.has_last and not _int(value, &f.last_ts_ms):
+    last = _get(agg, B_LAST)
+    f.has_last = last is not None
+    if f.has_last and not _int(last, &f.last_ts_ms):
         return 0
     return 1
 
 
 cdef int _store_bucket(Figures* f, object agg) except -1:
-    agg.energy_wh = f.energy_wh
-    agg.samples = f.samples
-    agg.power_samples = f.power_samples
-    agg.power_sum_w = f.power_sum_w
-    agg.power_max_w = f.power_max_w if f.has_power_max else None
-    agg.first_ts_ms = f.first_ts_ms if f.has_first else None
-    agg.last_ts_ms = f.last_ts_ms if f.has_last else None
+    _put(agg, B_ENERGY, f.energy_wh)
+    _put(agg, B_SAMPLES, f.samples)
+    _put(agg, B_POWER_SAMPLES, f.power_samples)
+    _put(agg, B_POWER_SUM, f.power_sum_w)
+    _put(agg, B_POWER_MAX, f.power_max_w if f.has_power_max else None)
+    _put(agg, B_FIRST, f.first_ts_ms if f.has_first else None)
+    _put(agg, B_LAST, f.last_ts_ms if f.has_last else None)
     return 0
 
 
@@ -112,10 +235,10 @@ cdef int _load(Open* o, object hour, object day) except -1:
 
     The hour's quarters are read when the step first touches each (``_quarter``).
     """
-    cdef list quarters = hour.quarters
     if not _load_bucket(&o.hour, hour) or not _load_bucket(&o.day, day):
         return 0
-    if len(quarters) != 4:
+    quarters = _get(hour, B_QUARTERS)
+    if type(quarters) is not list or len(<list>quarters) != 4:
         return 0
     o.quarters = <PyObject*>quarters
     o.touched = 0
@@ -124,34 +247,35 @@ cdef int _load(Open* o, object hour, object day) except -1:
 
 cdef int _quarter(Open* o, int k) except -1:
     """Quarter ``k`` held in ``o``: 1, or 0 when its figures are not as expected."""
-    cdef object q, value
     if o.touched & (1 << k):
         return 1
     q = (<list><object>o.quarters)[k]
-    if type(q.energy_wh) is not float or not _int(q.samples, &o.q[k].samples):
+    if type(q) is not Quarter:
         return 0
-    o.q[k].energy_wh = PyFloat_AS_DOUBLE(q.energy_wh)
-    value = q.power_max_w
-    o.q[k].has_power_max = value is not None
+    energy = _get(q, Q_ENERGY)
+    if type(energy) is not float or not _int(_get(q, Q_SAMPLES), &o.q[k].samples):
+        return 0
+    o.q[k].energy_wh = PyFloat_AS_DOUBLE(energy)
+    power_max = _get(q, Q_POWER_MAX)
+    o.q[k].has_power_max = power_max is not None
     if o.q[k].has_power_max:
-        if type(value) is not float:
+        if type(power_max) is not float:
             return 0
-        o.q[k].power_max_w = PyFloat_AS_DOUBLE(value)
+        o.q[k].power_max_w = PyFloat_AS_DOUBLE(power_max)
     o.touched |= 1 << k
     return 1
 
 
 cdef int _store(Open* o, object hour, object day) except -1:
-    cdef object q
     cdef int k
     _store_bucket(&o.hour, hour)
     _store_bucket(&o.day, day)
     for k in range(4):
         if o.touched & (1 << k):
             q = (<list><object>o.quarters)[k]
-            q.energy_wh = o.q[k].energy_wh
-            q.samples = o.q[k].samples
-            q.power_max_w = o.q[k].power_max_w if o.q[k].has_power_max else None
+            _put(q, Q_ENERGY, o.q[k].energy_wh)
+            _put(q, Q_SAMPLES, o.q[k].samples)
+            _put(q, Q_POWER_MAX, o.q[k].power_max_w if o.q[k].has_power_max else None)
     return 0
 
 
@@ -191,6 +315,8 @@ def common_steps(run, list readings, Py_ssize_t index):
     ):
         return index
     rules, stats, seen = run.rules, run.stats, state.seen
+    cdef dict aggregates = run.aggregates
+    device_id = run.device_id
     cdef list intervals = seen._intervals
     if not intervals:
         return index
@@ -276,7 +402,8 @@ def common_steps(run, list readings, Py_ssize_t index):
             if held:
                 _store(&o, hour, day)
                 held = False
-            run.hour, run.day, run.hour_ms = run.bucket(hour_key(ts_ms)), run.bucket(day_key(ts_ms)), r_hour_ms
+            hour = _bucket(aggregates, device_id, hour_key(ts_ms), True)
+            run.hour, run.day, run.hour_ms = hour, _bucket(aggregates, device_id, day_key(ts_ms), False), r_hour_ms
             hour_ms = r_hour_ms
         if not held:
             hour, day = run.hour, run.day
