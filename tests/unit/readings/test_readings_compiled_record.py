@@ -8,6 +8,7 @@ decoder returns without it; and what boxes send must take it, or it buys nothing
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,14 @@ def interpreted(data: bytes, key: str | None, fallback_ms: int, monkeypatch: pyt
 
 
 def test_the_hot_path_is_compiled_and_built_from_its_source() -> None:
-    """``make install`` compiles both; a module older than its source is a stale build."""
-    assert readings.decode.COMPILED and batcher.batch.COMPILED, "run `make install`: the hot path is not compiled"
+    """``make install`` compiles both; a module older than its source is a stale build. Importing
+    them here shows why one would not load (no build, or a class the step no longer knows)."""
     for module in ("readings._plain", "batcher._steps"):
-        built = Path(__import__(module, fromlist=["_"]).__file__ or "")
+        built = Path(importlib.import_module(module).__file__ or "")
         source = Path(__file__).parents[3] / (module.replace(".", "/") + ".pyx")
         assert built.suffix == ".so", built
         assert built.stat().st_mtime >= source.stat().st_mtime, f"{built} is older than {source}: run `make install`"
+    assert readings.decode.COMPILED and batcher.batch.COMPILED
 
 
 @EXAMPLES
