@@ -25,7 +25,8 @@ import types
 
 from batcher.buckets import HOUR_MS as _HOUR_MS, QUARTER_MS as _QUARTER_MS, BucketAggregate, Quarter, day_key, hour_key
 from batcher.registers import MS_PER_HOUR as _MS_PER_HOUR
-from batcher.state import Point, Span
+from batcher.seen import SeenSeqs
+from batcher.state import DeviceState, Point, RegisterState, Span
 from readings.models import Reading
 
 cdef extern from "Python.h":
@@ -143,6 +144,105 @@ cdef object _bucket(dict aggregates, object device_id, str key, bint hourly):
 
 _defaults(&_BUCKET, BucketAggregate)
 _defaults(&_QUARTER, Quarter)
+
+
+# ---- the state's copy ---------------------------------------------------------------------------
+#
+# ``DeviceState.copy`` (and the ``copy`` of its seq sets and registers) slot by slot: what is
+# shared is shared, what the copy owns (seq sets, registers, the gaps' and the spans' lists, each
+# seq interval) is new. The classes' slots are checked at import against the ones handled here, so
+# a field added to them fails the import (and the general rules take every reading) until it is
+# handled here too; ``tests/unit/batcher/test_batcher_state_copy.py`` holds it to ``copy``.
+
+cdef struct Slots:
+    Py_ssize_t n
+    Py_ssize_t offsets[16]
+
+
+cdef Slots _STATE_SLOTS, _REGISTER_SLOTS
+cdef Py_ssize_t S_SEEN, S_REGISTER, S_EXPORT, S_PREV_SEEN, S_GAPS, R_SPANS, SEEN_INTERVALS, SEEN_MAX
+
+
+cdef int _slots(Slots* out, type cls, frozenset expected) except -1:
+    if frozenset(cls.__slots__) != expected:
+        raise ImportError(f"{cls.__name__}'s slots are not the ones the compiled copy handles")
+    out.n = 0
+    for name in cls.__slots__:
+        out.offsets[out.n] = _offset(cls, name)
+        out.n += 1
+    return 0
+
+
+cdef object _clone(type cls, Slots* slots, object source):
+    """A new object of ``cls`` sharing every slot of ``source``."""
+    obj = PyType_GenericAlloc(<PyTypeObject*>cls, 0)
+    cdef Py_ssize_t k
+    cdef PyObject* value
+    for k in range(slots.n):
+        value = _peek(source, slots.offsets[k])
+        if value != NULL:
+            _put(obj, slots.offsets[k], <object>value)
+    return obj
+
+
+cdef object _copy_seen(object seen):
+    if type(seen) is not SeenSeqs:
+        return seen.copy()
+    obj = PyType_GenericAlloc(<PyTypeObject*>SeenSeqs, 0)
+    cdef list intervals = _get(seen, SEEN_INTERVALS)
+    cdef list copied = []
+    for interval in intervals:
+        low, high = interval
+        copied.append([low, high])
+    _put(obj, SEEN_INTERVALS, copied)
+    _put(obj, SEEN_MAX, _get(seen, SEEN_MAX))
+    return obj
+
+
+cdef object _copy_register(object register):
+    if type(register) is not RegisterState:
+        return register.copy()
+    obj = _clone(RegisterState, &_REGISTER_SLOTS, register)
+    _put(obj, R_SPANS, list(_get(register, R_SPANS)))
+    return obj
+
+
+def copy_state(state):
+    """``state.copy()``."""
+    if type(state) is not DeviceState:
+        return state.copy()
+    obj = _clone(DeviceState, &_STATE_SLOTS, state)
+    _put(obj, S_SEEN, _copy_seen(_get(state, S_SEEN)))
+    _put(obj, S_REGISTER, _copy_register(_get(state, S_REGISTER)))
+    export = _get(state, S_EXPORT)
+    if export is not None:
+        _put(obj, S_EXPORT, _copy_register(export))
+    prev_seen = _get(state, S_PREV_SEEN)
+    if prev_seen is not None:
+        _put(obj, S_PREV_SEEN, _copy_seen(prev_seen))
+    _put(obj, S_GAPS, list(_get(state, S_GAPS)))
+    return obj
+
+
+_slots(
+    &_STATE_SLOTS,
+    DeviceState,
+    frozenset({
+        "seen", "newest", "newest_raw_ts_ms", "newest_power_w", "register", "export", "prev_seen", "epoch_ts_ms",
+        "cadence_ms", "gaps", "head", "alerts",
+    }),
+)
+_slots(&_REGISTER_SLOTS, RegisterState, frozenset({"ref", "suspect", "anchor", "since_anchor_wh", "spans", "first"}))
+if frozenset(SeenSeqs.__slots__) != frozenset({"_intervals", "max_intervals"}):
+    raise ImportError("SeenSeqs's slots are not the ones the compiled copy handles")
+S_SEEN = _offset(DeviceState, "seen")
+S_REGISTER = _offset(DeviceState, "register")
+S_EXPORT = _offset(DeviceState, "export")
+S_PREV_SEEN = _offset(DeviceState, "prev_seen")
+S_GAPS = _offset(DeviceState, "gaps")
+R_SPANS = _offset(RegisterState, "spans")
+SEEN_INTERVALS = _offset(SeenSeqs, "_intervals")
+SEEN_MAX = _offset(SeenSeqs, "max_intervals")
 
 
 cdef long long HOUR_MS = _HOUR_MS

@@ -320,8 +320,13 @@ def _general_rules_only(run: _DeviceRun, readings: list[Reading], index: int) ->
     return index
 
 
+def _copy_state(state: DeviceState) -> DeviceState:
+    return state.copy()
+
+
 try:
     from batcher._steps import common_steps as _common_steps
+    from batcher._steps import copy_state as _copy_state  # type: ignore[assignment]
 except ImportError:  # pragma: no cover - a build without a C compiler
     _common_steps = _general_rules_only
 
@@ -350,7 +355,7 @@ def compute_batch(
     stats = BatchStats()
 
     for device_id, device_readings in by_device.items():
-        state = prior[device_id].copy() if device_id in prior else DeviceState()
+        state = _copy_state(prior[device_id]) if device_id in prior else DeviceState()
         run = _DeviceRun(device_id, state, aggregates, stats, rules)
         stats.readings += len(device_readings)
         stored_before = stats.stored
