@@ -326,7 +326,7 @@ def _copy_state(state: DeviceState) -> DeviceState:
 
 try:
     from batcher._steps import common_steps as _common_steps
-    from batcher._steps import copy_state as _copy_state  # type: ignore[assignment]
+    from batcher._steps import copy_state as _copy_state
 except ImportError:  # pragma: no cover - a build without a C compiler
     _common_steps = _general_rules_only
 
