@@ -44,6 +44,7 @@ from bench.legacy_store import AggregateStore as LegacyStore
 from consumer.lineage import Lineage
 from consumer.protocol import Committed, ShardMemory, Stores, commit
 from consumer.records import PendingRecord
+from consumer.tuning import tune_gc
 from devstack.loadgen import Fleet
 from devstack.localaws import free_port, wait_for_port
 from devstack.provision import create_bucket, create_table
@@ -325,6 +326,7 @@ def main() -> None:
     parser.add_argument("--steady", type=int, default=4, help="steady flushes measured per shape")
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
+    tune_gc()  # the record processor's garbage-collector thresholds
     port = free_port("127.0.0.1")
     moto = subprocess.Popen(
         [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
