@@ -18,7 +18,7 @@ from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.object cimport PyObject, PyTypeObject
 from cpython.long cimport PyLong_AsLongLongAndOverflow
 from cpython.ref cimport Py_INCREF, Py_XDECREF
-from cpython.tuple cimport PyTuple_GET_ITEM
+from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
 import dataclasses
 import types
@@ -282,6 +282,20 @@ cdef struct Open:
     PyObject* quarters  # the hour's list of quarters (borrowed: the hour holds it)
 
 
+cdef long long _TIME_LIMIT = 2**62
+"""Times held in C are within +-2**62 ms: their sums and differences cannot overflow."""
+cdef long long _SPAN_LIMIT = 2**59
+"""Silence limit, late window and cadence below 2**59 ms: 7 * cadence + a spacing cannot overflow."""
+
+
+cdef inline bint _time(object value, long long* out):
+    return _int(value, out) and -_TIME_LIMIT < out[0] < _TIME_LIMIT
+
+
+cdef inline bint _span(object value, long long* out):
+    return _int(value, out) and 0 <= out[0] < _SPAN_LIMIT
+
+
 cdef inline bint _int(object value, long long* out):
     """``value`` as a C integer when it is a Python int that fits one."""
     cdef int overflow = 0
@@ -422,21 +436,23 @@ def common_steps(run, list readings, Py_ssize_t index):
         return index
     cdef list tail = intervals[len(intervals) - 1]
     cdef long long tail_high = 0
-    cdef double tolerance_wh = rules.tolerance_wh
-    cdef double max_power_w = rules.max_power_w
+    cdef double tolerance_wh = 0.0, max_power_w = 0.0
     cdef long long silence_ms = 0, late_ms = 0, epoch_ms = 0, cadence_ms = 0, head_ms = 0, first_ms = 0
     cdef long long newest_seq = 0, newest_ts_ms = 0, ref_seq = 0, ref_ts_ms = 0
     cdef double ref_wh, energy_wh, rise_wh, power_w = 0.0
     if (
         type(ref.energy_wh) is not float
         or type(stats.energy_wh) is not float
+        # The bound's float operations are the interpreter's only for floats.
+        or type(rules.tolerance_wh) is not float
+        or type(rules.max_power_w) is not float
         or not _int(tail[1], &tail_high)
-        or not _int(rules.silence_limit_ms, &silence_ms)
-        or not _int(rules.late_window_ms, &late_ms)
+        or not _span(rules.silence_limit_ms, &silence_ms)
+        or not _span(rules.late_window_ms, &late_ms)
         or not _int(newest.seq, &newest_seq)
-        or not _int(newest.ts_ms, &newest_ts_ms)
+        or not _time(newest.ts_ms, &newest_ts_ms)
         or not _int(ref.seq, &ref_seq)
-        or not _int(ref.ts_ms, &ref_ts_ms)
+        or not _time(ref.ts_ms, &ref_ts_ms)
     ):
         return index
     cdef bint has_epoch = state.epoch_ts_ms is not None
@@ -444,12 +460,13 @@ def common_steps(run, list readings, Py_ssize_t index):
     head = state.head
     first = register.first
     if (
-        (has_epoch and not _int(state.epoch_ts_ms, &epoch_ms))
-        or (has_cadence and not _int(state.cadence_ms, &cadence_ms))
-        or (head is not None and not _int(head[1], &head_ms))
-        or (first is not None and not _int(first.ts_ms, &first_ms))
+        (has_epoch and not _time(state.epoch_ts_ms, &epoch_ms))
+        or (has_cadence and not _span(state.cadence_ms, &cadence_ms))
+        or (head is not None and not _time(head[1], &head_ms))
+        or (first is not None and not _time(first.ts_ms, &first_ms))
     ):
         return index
+    tolerance_wh, max_power_w = PyFloat_AS_DOUBLE(rules.tolerance_wh), PyFloat_AS_DOUBLE(rules.max_power_w)
     ref_wh = PyFloat_AS_DOUBLE(ref.energy_wh)
     cdef double energy_total_wh = PyFloat_AS_DOUBLE(stats.energy_wh)
 
@@ -465,7 +482,7 @@ def common_steps(run, list readings, Py_ssize_t index):
     last = last_ref = None
     while index < n:
         r = readings[index]
-        if type(r) is not Reading:
+        if type(r) is not Reading or PyTuple_GET_SIZE(r) != 9:
             break
         seq_o = <object>PyTuple_GET_ITEM(r, 1)
         ts_o = <object>PyTuple_GET_ITEM(r, 2)
@@ -473,7 +490,7 @@ def common_steps(run, list readings, Py_ssize_t index):
         power_o = <object>PyTuple_GET_ITEM(r, 4)
         if (
             not _int(seq_o, &seq)
-            or not _int(ts_o, &ts_ms)
+            or not _time(ts_o, &ts_ms)
             or type(energy_o) is not float
             or (power_o is not None and type(power_o) is not float)
             or <object>PyTuple_GET_ITEM(r, 8) is not None

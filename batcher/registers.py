@@ -60,6 +60,12 @@ class RegisterRules:
     silence_limit_ms: int = DEFAULT_SILENCE_LIMIT_MS
     """A step between two readings longer than this is a silence (``batcher.completeness``)."""
 
+    def __post_init__(self) -> None:
+        # Floats whatever was given: the bounds are float arithmetic on every path (an int power
+        # times an elapsed time would be exact integer arithmetic, and round elsewhere).
+        object.__setattr__(self, "tolerance_wh", float(self.tolerance_wh))
+        object.__setattr__(self, "max_power_w", float(self.max_power_w))
+
     def max_rise_wh(self, start_ms: int, end_ms: int) -> float:
         return self.max_power_w * max(0, end_ms - start_ms) / MS_PER_HOUR + self.tolerance_wh
 

@@ -21,7 +21,10 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.tuple cimport PyTuple_SET_ITEM
 from libc.math cimport floor, isfinite
 
-from readings.models import MAX_ELECTRICAL, MAX_POWER_W, MAX_READINGS, MAX_REGISTER_WH, MAX_SEQ, MAX_TS_MS
+from readings.models import MAX_ELECTRICAL, MAX_POWER_W, MAX_READINGS, MAX_REGISTER_WH, MAX_SEQ, MAX_TS_MS, Reading
+
+if not (issubclass(Reading, tuple) and len(Reading._fields) == 9):
+    raise ImportError("Reading is not the nine-field tuple the plain path builds")
 
 cdef extern from "Python.h":
     Py_UCS4 PyUnicode_READ_CHAR(object, Py_ssize_t)
@@ -207,12 +210,12 @@ cdef inline object _optional(object value, double low, double high):
     return _value(value, low, high)
 
 
-def plain_readings(str device_id, list readings, long long earliest_ok_ms, long long latest_ok_ms, type reading_type):
+def plain_readings(str device_id not None, list readings not None, long long earliest_ok_ms, long long latest_ok_ms):
     """``(readings, [(index, ts_ms), ...])`` of a record whose readings are all plainly valid, else None.
 
     The second list holds the readings whose ``ts`` lies outside ``[earliest_ok_ms,
-    latest_ok_ms]``, for the caller to reject with the model's details. ``reading_type`` is
-    ``readings.models.Reading`` (a named tuple), built here without a Python call per reading.
+    latest_ok_ms]``, for the caller to reject with the model's details. Each ``Reading`` (a named
+    tuple) is built here without a Python call.
     """
     cdef list out = []
     cdef list outside = []
@@ -226,7 +229,7 @@ def plain_readings(str device_id, list readings, long long earliest_ok_ms, long 
     cdef long long seq, ts_ms
     cdef int overflow = 0
     cdef dict d
-    cdef PyTypeObject* cls = <PyTypeObject*>reading_type
+    cdef PyTypeObject* cls = <PyTypeObject*>Reading
     for index in range(n):
         raw = readings[index]
         if type(raw) is not dict:
@@ -328,8 +331,7 @@ cdef Py_ssize_t _MAX_READINGS = MAX_READINGS
 
 
 def plain_record(
-    object doc, object partition_key, object fallback_received_ms, object future_tolerance_ms, object max_age_ms,
-    type reading_type,
+    object doc, object partition_key, object fallback_received_ms, object future_tolerance_ms, object max_age_ms
 ):
     """``(device_id, readings, [(index, ts_ms), ...], received_ms)`` of a parsed record that is plainly
     valid whole: a version 1 envelope whose thing is its device id and its partition key, and
@@ -376,7 +378,7 @@ def plain_record(
             received = fallback
     elif type(value) is not bool and isinstance(value, int):
         return None  # an int of another type: not what JSON gives
-    plain = plain_readings(<str>device_id, <list>readings, received - max_age, received + tolerance, reading_type)
+    plain = plain_readings(<str>device_id, <list>readings, received - max_age, received + tolerance)
     if plain is None:
         return None
     return device_id, plain[0], plain[1], received

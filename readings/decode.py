@@ -253,7 +253,7 @@ def _plain_record(
     """What ``decode_record`` gives for a parsed record that is plainly valid whole, else None."""
     if _compiled_plain_record is None:
         return None
-    plain = _compiled_plain_record(doc, partition_key, fallback_received_ms, future_tolerance_ms, max_age_ms, Reading)
+    plain = _compiled_plain_record(doc, partition_key, fallback_received_ms, future_tolerance_ms, max_age_ms)
     if plain is None:
         return None
     device_id, readings, outside, received_ms = plain
@@ -275,7 +275,7 @@ def _plain_readings(
     _, earliest_ok_ms, latest_ok_ms = window
     if _compiled_plain_readings is None or not -_WINDOW_LIMIT_MS < earliest_ok_ms <= latest_ok_ms < _WINDOW_LIMIT_MS:
         return None
-    plain = _compiled_plain_readings(device_id, readings, earliest_ok_ms, latest_ok_ms, Reading)
+    plain = _compiled_plain_readings(device_id, readings, earliest_ok_ms, latest_ok_ms)
     if plain is None:
         return None
     out, outside = plain
