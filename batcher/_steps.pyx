@@ -556,20 +556,13 @@ def common_steps(run, list readings, Py_ssize_t index):
         if has_power:
             power_w = PyFloat_AS_DOUBLE(power_o)
         k = (ts_ms % HOUR_MS) // QUARTER_MS
+        # Each figure takes the same operations in the same order as in ``add_sample``; which
+        # bucket is done first does not matter, they share no figure.
         o.q[k].samples += 1
+        if has_power and (not o.q[k].has_power_max or power_w > o.q[k].power_max_w):
+            o.q[k].power_max_w, o.q[k].has_power_max = power_w, True
         _sample(&o.hour, ts_ms, has_power, power_w)
-        o.day.samples += 1
-        if not o.day.has_first or ts_ms < o.day.first_ts_ms:
-            o.day.first_ts_ms, o.day.has_first = ts_ms, True
-        if not o.day.has_last or ts_ms > o.day.last_ts_ms:
-            o.day.last_ts_ms, o.day.has_last = ts_ms, True
-        if has_power:
-            if not o.q[k].has_power_max or power_w > o.q[k].power_max_w:
-                o.q[k].power_max_w, o.q[k].has_power_max = power_w, True
-            o.day.power_samples += 1
-            o.day.power_sum_w += power_w
-            if not o.day.has_power_max or power_w > o.day.power_max_w:
-                o.day.power_max_w, o.day.has_power_max = power_w, True
+        _sample(&o.day, ts_ms, has_power, power_w)
         # The register (``RegisterTracker.step`` with nothing held).
         if first is not None and ts_ms - first_ms > late_ms:
             first = None

@@ -260,12 +260,15 @@ def _plain_record(
     out = Decoded(device_id, readings)
     if outside:
         window = (received_ms, received_ms - max_age_ms, received_ms + future_tolerance_ms)
-        out.rejections = [_time_rejection(ts_ms, index, window) or _never() for index, ts_ms in outside]
+        out.rejections = _window_rejections(outside, window)
     return out
 
 
-def _never() -> Rejection:
-    raise AssertionError("a reading outside the window has a time rejection")
+def _window_rejections(outside: list[tuple[int, int]], window: tuple[int, int, int]) -> list[Rejection]:
+    """The time rejections of the plain path's ``(index, ts_ms)`` outside the window."""
+    rejections = [_time_rejection(ts_ms, index, window) for index, ts_ms in outside]
+    assert all(rejections), "a reading outside the window has a time rejection"
+    return rejections  # type: ignore[return-value]
 
 
 def _plain_readings(
@@ -279,4 +282,4 @@ def _plain_readings(
     if plain is None:
         return None
     out, outside = plain
-    return out, [_time_rejection(ts_ms, index, window) or _never() for index, ts_ms in outside]
+    return out, _window_rejections(outside, window)
